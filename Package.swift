@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+// fastweights: a numerical engine for fast weight programmers on OpenBLAS.
+//
+// Layers (lower never imports higher):
+//   CBLAS, CLAPACKE  system libraries (Debian: libopenblas-dev, liblapacke-dev)
+//   FWCore           tensors, .npy, seeded RNG, threads; the only BLAS/LAPACK caller
+//   FWOps            feature maps, normalisations, sum/delta rule, fast-weights RNN
+//   FWModels         layers, optimisers, training, checkpoints, tasks
+//   FastWeights      umbrella that re-exports the three
+//   FWBench          the benchmark suite (`fwp bench`, `make bench`)
+//   fwp              the command-line tool
+import PackageDescription
+
+let package = Package(
+    name: "fastweights",
+    products: [
+        .library(name: "FastWeights", targets: ["FastWeights"]),
+        .executable(name: "fwp", targets: ["fwp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS", path: "Modules/CBLAS",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CLAPACKE", path: "Modules/CLAPACKE",
+            providers: [.apt(["liblapacke-dev"])]),
+        .target(name: "FWCore", dependencies: ["CBLAS", "CLAPACKE"]),
+        .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md"]),
+        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"]),
+        .target(name: "FastWeights", dependencies: ["FWCore", "FWOps", "FWModels"]),
+        .target(name: "FWBench", dependencies: ["FastWeights"], path: "Benchmarks/FWBench"),
+        .executableTarget(
+            name: "fwp",
+            dependencies: [
+                "FastWeights", "FWBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "FWTestSupport", dependencies: ["FastWeights"], path: "Tests/FWTestSupport"),
+        .testTarget(name: "FWCoreTests", dependencies: ["FWTestSupport"]),
+        .testTarget(name: "FWOpsTests", dependencies: ["FWTestSupport"]),
+        .testTarget(name: "FWModelsTests", dependencies: ["FWTestSupport"]),
+        .testTarget(name: "FWPCommandTests", dependencies: ["FWTestSupport"]),
+    ]
+)

@@ -1,0 +1,92 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who owns the cores: the one place that decides it.
+///
+/// The engine's batched ops run B*H independent sequences. Either our loop
+/// over sequences uses the cores (each worker calls OpenBLAS single-threaded),
+/// or OpenBLAS uses them inside each call (and we run the sequences one after
+/// another) — never both, so the 2 cores are never oversubscribed.
+///
+/// Policy: with at least as many sequences as workers, we own the threads and
+/// OpenBLAS is set to 1 thread for the duration of the loop; with fewer
+/// sequences OpenBLAS gets all threads and the loop is sequential. The choice
+/// is made under a lock, so concurrent callers of batched ops run one at a
+/// time rather than fight over OpenBLAS's global thread count.
+public enum ThreadOwnership {
+    /// Number of worker threads: `FWP_THREADS` if set, else the online cores.
+    public static let workers: Int = {
+        if let s = ProcessInfoLite.environment["FWP_THREADS"], let n = Int(s), n >= 1 { return n }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }()
+
+    private static let lock = PThreadMutex()
+
+    /// Runs `body(i)` for every `i` in `0..<count`, in parallel over sequences
+    /// when `count >= workers`, otherwise sequentially with multi-threaded BLAS.
+    /// `body` must only touch memory that belongs to sequence `i`.
+    public static func forEachSequence(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if workers > 1 && count >= workers {
+            BLASCore.setThreads(1)
+            // Static blocks of sequences per worker: equal work per sequence.
+            withoutActuallyEscaping(body) { body in
+                let box = UncheckedSendable(body)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var i = w
+                    while i < count { box.value(i); i += workers }
+                }
+            }
+        } else {
+            BLASCore.setThreads(workers)
+            for i in 0..<count { body(i) }
+        }
+    }
+
+    /// Runs `body` with OpenBLAS using `threads` threads inside each call
+    /// (under the same lock), e.g. to measure sgemm peak at a given count.
+    public static func withBLASThreads<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        BLASCore.setThreads(threads)
+        return try body()
+    }
+
+    /// Runs `body(w)` on `n` threads at once with single-threaded BLAS inside
+    /// each (used to measure the aggregate sgemm peak of the sequence loop).
+    public static func onWorkers(_ n: Int, _ body: (Int) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        BLASCore.setThreads(1)
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
+        }
+    }
+}
+
+/// Wraps a value that is safe to share by construction (each worker touches
+/// disjoint memory) but that Swift cannot prove Sendable.
+public struct UncheckedSendable<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}
+
+/// A plain pthread mutex (FWCore links no Foundation).
+final class PThreadMutex: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    init() {
+        m = .allocate(capacity: 1)
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(m, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
+    func lock() { pthread_mutex_lock(m) }
+    func unlock() { pthread_mutex_unlock(m) }
+}

@@ -1,0 +1,2 @@
+import FastWeights
+print(BLASCore.name)
