@@ -1,0 +1,34 @@
+import Foundation
+
+/// One measured benchmark row (a line of the table, an object of the JSON).
+public struct BenchRow: Codable, Sendable {
+    /// `sum`, `delta`, `fast-rnn`, ...
+    public var op: String
+    /// `recurrent`, `chunked`, `explicit`, `attention`.
+    public var algo: String
+    /// `forward` or `forward+backward`.
+    public var pass: String
+    public var B: Int
+    public var H: Int
+    public var T: Int
+    public var dk: Int
+    public var dv: Int
+    /// Chunk length (chunked rows), else nil.
+    public var chunk: Int?
+    /// Best wall-clock seconds of one call.
+    public var seconds: Double
+    /// Tokens (B * T) per second.
+    public var tokens_per_s: Double
+    /// Flops the algorithm performs, per second, in units of 1e9.
+    public var gflops: Double
+    /// The same run's sgemm peak at this size class and thread count.
+    public var sgemm_peak_gflops: Double
+    /// `gflops / sgemm_peak_gflops`.
+    public var peak_fraction: Double
+    /// Peak resident memory of the process during the measured pass, MiB.
+    public var peak_rss_mib: Double
+    /// `openblas_get_corename()`.
+    public var blas_core: String
+    /// Worker threads (sequences in parallel, single-threaded OpenBLAS inside).
+    public var threads: Int
+}

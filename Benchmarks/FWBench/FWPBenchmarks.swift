@@ -1,0 +1,92 @@
+import FastWeights
+
+/// The fast weight programmer rows of `make bench`: sum and delta rule,
+/// recurrent and chunked, forward and forward+backward, phi identity, norm l2,
+/// at B=4, H=8, T=1024, dk=dv=64 and 128 (the issue's bench shape).
+public enum FWPBenchmarks {
+    /// One configuration to measure.
+    public struct Case: Sendable {
+        public var rule: FastWeightRule
+        public var algorithm: FWPAlgorithm
+        public var backward: Bool
+        public var B = 4, H = 8, T = 1024, d = 64
+    }
+
+    /// The issue's table.
+    public static func standardCases(dims: [Int] = [64, 128], T: Int = 1024) -> [Case] {
+        var cases: [Case] = []
+        for d in dims {
+            for rule in FastWeightRule.allCases {
+                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: FastWeightProgrammer.defaultChunk)] {
+                    for backward in [false, true] {
+                        cases.append(Case(rule: rule, algorithm: algorithm, backward: backward, T: T, d: d))
+                    }
+                }
+            }
+        }
+        return cases
+    }
+
+    /// Measures one case; `peak` is the sgemm peak (GFLOP/s) of its size class.
+    public static func run(_ c: Case, peak: Double) throws -> BenchRow {
+        var rng = SeededRNG(seed: 1)
+        let shape = [c.B, c.H, c.T, c.d]
+        let q = rng.normalTensor(shape), k = rng.normalTensor(shape), v = rng.normalTensor(shape)
+        let beta: Tensor? = c.rule == .delta ? rng.uniformTensor([c.B, c.H, c.T]) : nil
+        let dy = rng.normalTensor(shape)
+        let op = try FastWeightProgrammer(rule: c.rule, featureMap: .identity, normalization: .l2,
+                                          algorithm: c.algorithm)
+        Measure.resetPeakResident()
+        let seconds = Measure.bestSeconds {
+            let result = try! op.forward(q: q, k: k, v: v, beta: beta, saveForBackward: c.backward)
+            if c.backward {
+                _ = try! FastWeightProgrammer.backward(dy: dy, cache: result.cache!)
+            }
+        }
+        let rss = Measure.peakResidentMiB()
+        let seq = SequenceShape(T: c.T, dphi: c.d, dv: c.d)
+        // Feature map + l2 normalisation: ~4 flops per element of q and k, both passes.
+        let phiFlops = Double(c.B * c.H * c.T * c.d) * 2 * 4 * (c.backward ? 2 : 1)
+        let flops = Double(c.B * c.H) * FastWeightProgrammer.flops(rule: c.rule, algorithm: c.algorithm,
+                                                                   shape: seq, backward: c.backward) + phiFlops
+        let chunk: Int? = { if case let .chunked(s) = c.algorithm { return s } else { return nil } }()
+        return BenchRow(
+            op: c.rule.rawValue, algo: c.algorithm.name, pass: c.backward ? "forward+backward" : "forward",
+            B: c.B, H: c.H, T: c.T, dk: c.d, dv: c.d, chunk: chunk, seconds: seconds,
+            tokens_per_s: Double(c.B * c.T) / seconds, gflops: flops / seconds / 1e9,
+            sgemm_peak_gflops: peak, peak_fraction: flops / seconds / 1e9 / peak,
+            peak_rss_mib: rss, blas_core: BLASCore.name, threads: ThreadOwnership.workers)
+    }
+}
+
+extension FWPBenchmarks {
+    /// Forward+backward rows at small d, where the recurrent form may win.
+    public static func crossoverCases(dims: [Int], T: Int = 1024) -> [Case] {
+        var cases: [Case] = []
+        for d in dims {
+            for rule in FastWeightRule.allCases {
+                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: FastWeightProgrammer.defaultChunk)] {
+                    cases.append(Case(rule: rule, algorithm: algorithm, backward: true, T: T, d: d))
+                }
+            }
+        }
+        return cases
+    }
+
+    /// One line per (rule, pass, d): which algorithm was faster, and by how much.
+    public static func crossoverSummary(_ rows: [BenchRow]) -> String {
+        var lines = ["Recurrent vs chunked (time ratio recurrent/chunked; > 1 means chunked is faster):"]
+        var seen = Set<String>()
+        for r in rows where r.algo == "recurrent" {
+            let key = "\(r.op) \(r.pass) d=\(r.dk)"
+            guard !seen.contains(key),
+                  let c = rows.first(where: { $0.op == r.op && $0.pass == r.pass && $0.dk == r.dk && $0.algo == "chunked" })
+            else { continue }
+            seen.insert(key)
+            let ratio = r.seconds / c.seconds
+            lines.append(String(format: "  %@ %@ d=%d: %.2fx -> %@", r.op, r.pass, r.dk, ratio,
+                                ratio > 1 ? "chunked" : "recurrent"))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,40 @@
+# fastweights: make test | make bench | make build | make demo
+#
+# Every target first makes sure the two Debian packages the engine links
+# (OpenBLAS and LAPACKE) are installed, so a fresh machine needs nothing else.
+
+SWIFT      ?= swift
+BUILD_FLAGS ?=
+RELEASE    = -c release
+FWP_REL    = .build/release/fwp
+RESULTS   ?= results
+
+.PHONY: all build test bench demo deps clean
+
+all: build
+
+# Installs libopenblas-dev and liblapacke-dev when missing (apt-get update once).
+deps:
+	@if ! dpkg -s libopenblas-dev >/dev/null 2>&1 || ! dpkg -s liblapacke-dev >/dev/null 2>&1; then \
+	  echo "make: installing libopenblas-dev liblapacke-dev"; \
+	  SUDO=""; if [ "$$(id -u)" != "0" ]; then SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopenblas-dev liblapacke-dev; \
+	fi
+
+build: deps
+	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS)
+
+# The whole test suite (debug build; a few minutes on 2 cores).
+test: deps
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+
+# Benchmarks: release build; a table on stdout and $(RESULTS)/bench.json.
+bench: deps
+	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS) --product fwp
+	@mkdir -p $(RESULTS)
+	$(FWP_REL) bench --json $(RESULTS)/bench.json
+
+clean:
+	rm -rf .build $(RESULTS)

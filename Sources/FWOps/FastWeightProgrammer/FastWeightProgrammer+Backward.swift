@@ -1,0 +1,131 @@
+import FWCore
+
+extension FastWeightProgrammer {
+    /// Exact gradients of the forward that produced `cache` (SPEC.md section 4).
+    ///
+    /// - Parameters:
+    ///   - dy: dL/dy `[B, H, T, Dv]`.
+    ///   - dstate: dL/dS_T `[B, H, Dv, Dphi]` (zero when nil).
+    ///   - cache: from `forward(..., saveForBackward: true)`.
+    /// - Returns: dq, dk `[B, H, T, Dk]`, dv `[B, H, T, Dv]`, dbeta `[B, H, T]`
+    ///   (delta rule), dS_0 `[B, H, Dv, Dphi]`.
+    public static func backward(dy: Tensor, dstate: Tensor? = nil, cache: FWPCache) throws -> FWPGradients {
+        let op = cache.op
+        let dims = cache.dims
+        let (B, H, T, Dk, dv, dphi, dvi) = (dims.B, dims.H, dims.T, dims.dk, dims.dv, dims.dphi, dims.dvInner)
+        let BH = dims.sequences
+        try dy.checkShape("dy", [B, H, T, dv])
+        if let ds = dstate { try ds.checkShape("dstate", [B, H, dv, dphi]) }
+        let shape = dims.kernelShape
+
+        // 1. dL/d(kernel output). With the denominator, y = o / den where
+        //    o = S q' and den = z . q' + 1e-6 (the ones column):
+        //    do = dy / den,  dden = -sum_j dy_j o_j / den^2 = -sum_j dy_j y_j / den.
+        var dyInner: [Float]
+        if op.denominator {
+            dyInner = [Float](repeating: 0, count: BH * T * dvi)
+            for r in 0..<(BH * T) {
+                let den = cache.numerators[r * dvi + dv]
+                var dden: Float = 0
+                for j in 0..<dv {
+                    let g = dy.storage[r * dv + j]
+                    dyInner[r * dvi + j] = g / den
+                    dden -= g * cache.numerators[r * dvi + j]
+                }
+                dyInner[r * dvi + dv] = dden / (den * den)
+            }
+        } else {
+            dyInner = dy.storage
+        }
+
+        // 2. dL/dS_T^T per sequence in the internal layout (zero column for z).
+        var dStates = [Float](repeating: 0, count: BH * dphi * dvi)
+        if let ds = dstate {
+            for s in 0..<BH {
+                transposeInto(&dStates, offset: s * dphi * dvi, ld: dvi,
+                              from: ds.storage, sourceOffset: s * dv * dphi, rows: dv, cols: dphi)
+            }
+        }
+
+        // 3. The kernels' backward, sequences in parallel.
+        var dqf = [Float](repeating: 0, count: BH * T * dphi)
+        var dkf = [Float](repeating: 0, count: BH * T * dphi)
+        var dvInner = [Float](repeating: 0, count: BH * T * dvi)
+        var dbeta = [Float](repeating: 0, count: op.rule == .delta ? BH * T : 0)
+        let savedCount = cache.savedCount
+        cache.qf.withUnsafeBufferPointer { qp in
+        cache.kf.withUnsafeBufferPointer { kp in
+        cache.v.withUnsafeBufferPointer { vp in
+        cache.beta.withUnsafeBufferPointer { bp in
+        cache.finalStates.withUnsafeBufferPointer { sp in
+        cache.saved.withUnsafeBufferPointer { savedp in
+        dyInner.withUnsafeBufferPointer { dyp in
+        dqf.withUnsafeMutableBufferPointer { dqp in
+        dkf.withUnsafeMutableBufferPointer { dkp in
+        dvInner.withUnsafeMutableBufferPointer { dvp in
+        dbeta.withUnsafeMutableBufferPointer { dbp in
+        dStates.withUnsafeMutableBufferPointer { dsp in
+            let ins = UncheckedSendable((qp, kp, vp, bp, sp, savedp, dyp))
+            let outs = UncheckedSendable((dqp, dkp, dvp, dbp, dsp))
+            ThreadOwnership.forEachSequence(BH) { s in
+                let (qp, kp, vp, bp, sp, savedp, dyp) = ins.value
+                let (dqp, dkp, dvp, dbp, dsp) = outs.value
+                Self.kernelBackward(
+                    rule: op.rule, algorithm: cache.algorithm,
+                    dq: dqp.baseAddress! + s * T * dphi, dk: dkp.baseAddress! + s * T * dphi,
+                    dv: dvp.baseAddress! + s * T * dvi, dbeta: dbp.baseAddress.map { $0 + s * T },
+                    dstate: dsp.baseAddress! + s * dphi * dvi,
+                    dy: dyp.baseAddress! + s * T * dvi,
+                    q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
+                    v: vp.baseAddress! + s * T * dvi, beta: bp.baseAddress.map { $0 + s * T },
+                    finalState: sp.baseAddress! + s * dphi * dvi,
+                    saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
+                    shape: shape)
+            }
+        }}}}}}}}}}}}
+
+        // 4. Through n and phi back to the raw q and k.
+        let dqRaw = op.featureMapBackward(dout: dqf, x: cache.q, out: cache.qf, omega: cache.omega, dims: dims)
+        let dkRaw = op.featureMapBackward(dout: dkf, x: cache.k, out: cache.kf, omega: cache.omega, dims: dims)
+
+        var dvOut = Tensor(shape: [B, H, T, dv])
+        if op.denominator {
+            for r in 0..<(BH * T) {
+                for j in 0..<dv { dvOut.storage[r * dv + j] = dvInner[r * dvi + j] }
+            }
+        } else {
+            dvOut.storage = dvInner
+        }
+        var dS0 = Tensor(shape: [B, H, dv, dphi])
+        for s in 0..<BH {
+            transposeInto(&dS0.storage, offset: s * dv * dphi, ld: dphi,
+                          from: dStates, sourceOffset: s * dphi * dvi, rows: dphi, cols: dv, sourceLD: dvi)
+        }
+        return FWPGradients(
+            dq: dqRaw.reshaped([B, H, T, Dk]), dk: dkRaw.reshaped([B, H, T, Dk]), dv: dvOut,
+            dbeta: op.rule == .delta ? Tensor(shape: [B, H, T], storage: dbeta) : nil,
+            dstate: dS0)
+    }
+
+    /// dL/dx from dL/d(n(phi(x))) over `[BH, T, Dk]` rows, in parallel over sequences.
+    func featureMapBackward(dout: [Float], x: Tensor, out: [Float], omega: Tensor?, dims: FWPDims) -> Tensor {
+        let (T, dk, dphi) = (dims.T, dims.dk, dims.dphi)
+        var dx = Tensor(shape: x.shape)
+        let map = featureMap, norm = normalization
+        let omegaValues = omega?.storage ?? []
+        dout.withUnsafeBufferPointer { gp in
+        x.storage.withUnsafeBufferPointer { xp in
+        out.withUnsafeBufferPointer { op in
+        omegaValues.withUnsafeBufferPointer { wp in
+        dx.storage.withUnsafeMutableBufferPointer { dxp in
+            let ptrs = UncheckedSendable((gp, xp, op, wp, dxp))
+            ThreadOwnership.forEachSequence(dims.sequences) { s in
+                let (gp, xp, op, wp, dxp) = ptrs.value
+                map.backward(dx: dxp.baseAddress! + s * T * dk, dout: gp.baseAddress! + s * T * dphi,
+                             x: xp.baseAddress! + s * T * dk, out: op.baseAddress! + s * T * dphi,
+                             rows: T, d: dk, omega: wp.baseAddress, normalization: norm)
+            }
+        }}}}}
+        return dx
+    }
+}

@@ -1,0 +1,130 @@
+import FWCore
+
+extension FastWeightProgrammer {
+    /// Runs the op forward over a batch.
+    ///
+    /// - Parameters:
+    ///   - q: queries `[B, H, T, Dk]`.
+    ///   - k: keys `[B, H, T, Dk]`.
+    ///   - v: values `[B, H, T, Dv]`.
+    ///   - beta: write strengths `[B, H, T]` (delta rule only, in (0, 1)).
+    ///   - omega: FAVOR+'s projection `[M, Dk]` (`favor:M` only).
+    ///   - initialState: S_0 `[B, H, Dv, Dphi]` (zero when nil; not with the denominator).
+    ///   - saveForBackward: keep what `backward` needs (false saves memory and time).
+    /// - Returns: y `[B, H, T, Dv]`, S_T `[B, H, Dv, Dphi]` and the cache.
+    /// - Throws: `FWError.shapeMismatch` naming the tensor, `FWError.invalidArgument`
+    ///   for inputs that do not fit the configuration.
+    public func forward(q: Tensor, k: Tensor, v: Tensor, beta: Tensor? = nil, omega: Tensor? = nil,
+                        initialState: Tensor? = nil, saveForBackward: Bool = true) throws -> FWPResult {
+        let dims = try checkInputs(q: q, k: k, v: v, beta: beta, omega: omega, initialState: initialState)
+        let algorithm = self.algorithm ?? Self.automaticAlgorithm(rule: rule, T: dims.T, dphi: dims.dphi, dv: dims.dv)
+        let (BH, T, dk, dv, dphi, dvi) = (dims.sequences, dims.T, dims.dk, dims.dv, dims.dphi, dims.dvInner)
+        let shape = dims.kernelShape
+
+        // 1. Feature map and normalisation: q' = n(phi(q)), k' = n(phi(k)), [BH, T, Dphi].
+        var qf = [Float](repeating: 0, count: BH * T * dphi)
+        var kf = [Float](repeating: 0, count: BH * T * dphi)
+        applyFeatureMap(out: &qf, x: q, omega: omega, dims: dims)
+        applyFeatureMap(out: &kf, x: k, omega: omega, dims: dims)
+
+        // 2. Values inside the kernels: v, or [v, 1] so that the ones column
+        //    carries the denominator z_t . q'_t through the same recurrence.
+        let vInner: [Float]
+        if denominator {
+            var w = [Float](repeating: 1, count: BH * T * dvi)
+            for r in 0..<(BH * T) {
+                for j in 0..<dv { w[r * dvi + j] = v.storage[r * dv + j] }
+            }
+            vInner = w
+        } else {
+            vInner = v.storage
+        }
+        let betaValues = beta?.storage ?? []
+
+        // 3. States S^T per sequence, [BH, Dphi, Dv'] (internal layout).
+        var states = [Float](repeating: 0, count: BH * dphi * dvi)
+        if let s0 = initialState {
+            for s in 0..<BH {
+                transposeInto(&states, offset: s * dphi * dvi, ld: dvi,
+                              from: s0.storage, sourceOffset: s * dv * dphi, rows: dv, cols: dphi)
+            }
+        }
+
+        // 4. The recurrence, one kernel call per sequence, sequences in parallel.
+        let savedCount = saveForBackward ? Self.savedCount(rule: rule, algorithm: algorithm, shape: shape) : 0
+        var saved = [Float](repeating: 0, count: BH * savedCount)
+        var yInner = [Float](repeating: 0, count: BH * T * dvi)
+        qf.withUnsafeBufferPointer { qp in
+        kf.withUnsafeBufferPointer { kp in
+        vInner.withUnsafeBufferPointer { vp in
+        betaValues.withUnsafeBufferPointer { bp in
+        yInner.withUnsafeMutableBufferPointer { yp in
+        states.withUnsafeMutableBufferPointer { sp in
+        saved.withUnsafeMutableBufferPointer { savedp in
+            let ptrs = UncheckedSendable((qp, kp, vp, bp, yp, sp, savedp))
+            ThreadOwnership.forEachSequence(BH) { s in
+                let (qp, kp, vp, bp, yp, sp, savedp) = ptrs.value
+                Self.kernelForward(
+                    rule: rule, algorithm: algorithm,
+                    y: yp.baseAddress! + s * T * dvi, state: sp.baseAddress! + s * dphi * dvi,
+                    saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
+                    q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
+                    v: vp.baseAddress! + s * T * dvi,
+                    beta: bp.baseAddress.map { $0 + s * T }, shape: shape)
+            }
+        }}}}}}}
+
+        // 5. Outputs: y = numerator / (z . q' + 1e-6) with the denominator.
+        var y = Tensor(shape: [dims.B, dims.H, T, dv])
+        if denominator {
+            for r in 0..<(BH * T) {
+                let den = yInner[r * dvi + dv] + 1e-6
+                yInner[r * dvi + dv] = den
+                for j in 0..<dv { y.storage[r * dv + j] = yInner[r * dvi + j] / den }
+            }
+        } else {
+            y.storage = yInner
+        }
+        var finalState = Tensor(shape: [dims.B, dims.H, dv, dphi])
+        for s in 0..<BH {
+            transposeInto(&finalState.storage, offset: s * dv * dphi, ld: dphi,
+                          from: states, sourceOffset: s * dphi * dvi, rows: dphi, cols: dv, sourceLD: dvi)
+        }
+        let cache = saveForBackward
+            ? FWPCache(op: self, algorithm: algorithm, dims: dims,
+                       q: q.reshaped([BH, T, dk]), k: k.reshaped([BH, T, dk]),
+                       qf: qf, kf: kf, v: vInner, beta: betaValues, omega: omega,
+                       finalStates: states, saved: saved, savedCount: savedCount,
+                       numerators: denominator ? yInner : [])
+            : nil
+        return FWPResult(y: y, state: finalState, cache: cache)
+    }
+
+    /// phi and n over every row of `x` (`[B, H, T, Dk]`), in parallel over sequences.
+    func applyFeatureMap(out: inout [Float], x: Tensor, omega: Tensor?, dims: FWPDims) {
+        let (T, dk, dphi) = (dims.T, dims.dk, dims.dphi)
+        let map = featureMap, norm = normalization
+        let omegaValues = omega?.storage ?? []
+        x.storage.withUnsafeBufferPointer { xp in
+        omegaValues.withUnsafeBufferPointer { op in
+        out.withUnsafeMutableBufferPointer { outp in
+            let ptrs = UncheckedSendable((xp, op, outp))
+            ThreadOwnership.forEachSequence(dims.sequences) { s in
+                let (xp, op, outp) = ptrs.value
+                map.forward(out: outp.baseAddress! + s * T * dphi, x: xp.baseAddress! + s * T * dk,
+                            rows: T, d: dk, omega: op.baseAddress, normalization: norm)
+            }
+        }}}
+    }
+}
+
+/// Writes the transpose of the `rows x cols` block of `source` (row stride
+/// `sourceLD`, default `cols`) at `offset` of `dest` as a `cols x rows` block
+/// with row stride `ld`.
+func transposeInto(_ dest: inout [Float], offset: Int, ld: Int,
+                   from source: [Float], sourceOffset: Int, rows: Int, cols: Int, sourceLD: Int? = nil) {
+    let sld = sourceLD ?? cols
+    for i in 0..<rows {
+        for j in 0..<cols { dest[offset + j * ld + i] = source[sourceOffset + i * sld + j] }
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import FastWeights
+import FWBench
+import Foundation
+
+/// `fwp bench`: the benchmark table of `make bench`.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark the ops: tokens/s, GFLOP/s and the fraction of this run's sgemm peak.")
+
+    @Option(help: "Also write the rows as a JSON array to this file.") var json: String?
+    @Option(help: "Also write the table as Markdown to this file.") var markdown: String?
+    @Option(help: "Sequence length of the fast weight programmer rows.") var T: Int = 1024
+    @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
+
+    func run() throws {
+        if T < 1 { throw FWError.invalidArgument("--T must be at least 1") }
+        let threads = ThreadOwnership.workers
+        log("fwp bench: OpenBLAS core \(BLASCore.name), \(threads) worker threads (OpenBLAS single-threaded inside each)")
+        if BLASCore.isOlderThanCPU {
+            log("fwp bench: warning: OpenBLAS kernels \(BLASCore.name) are older than this CPU (recommended \(BLASCore.recommendedCore))")
+        }
+        var peaks: [Int: Double] = [:]
+        func peak(_ n: Int) -> Double {
+            if let p = peaks[n] { return p }
+            let p = Measure.sgemmPeak(n: n, threads: threads)
+            log(String(format: "fwp bench: sgemm peak n=%d on %d threads: %.1f GFLOP/s", n, threads, p))
+            peaks[n] = p
+            return p
+        }
+        var rows: [BenchRow] = []
+        let dims = quick ? [64] : [64, 128]
+        let cases = FWPBenchmarks.standardCases(dims: dims, T: T)
+            + FWPBenchmarks.crossoverCases(dims: [16, 32], T: T)
+        for (i, c) in cases.enumerated() {
+            let row = try FWPBenchmarks.run(c, peak: peak(c.d))
+            log(String(format: "[%d/%d] %@ %@ %@ d=%d: %.0f tokens/s, %.1f GFLOP/s (%.0f%% of peak)",
+                       i + 1, cases.count, row.op, row.algo, row.pass, row.dk, row.tokens_per_s, row.gflops,
+                       100 * row.peak_fraction))
+            rows.append(row)
+        }
+        print(BenchTable.text(rows))
+        print("")
+        print(FWPBenchmarks.crossoverSummary(rows))
+        if let json { try AtomicFile.write([UInt8](try BenchTable.json(rows)), to: json) }
+        if let markdown { try AtomicFile.write(Array(BenchTable.markdown(rows).utf8), to: markdown) }
+    }
+
+    private func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import FastWeights
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fwp`: train and evaluate the papers' experiments, run any op on `.npy`
+/// files, benchmark.
+///
+/// Exit status: 0 on success, 2 on bad input (one line on stderr naming the
+/// problem), 1 on an unexpected failure.
+@main
+struct FWP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fwp",
+        abstract: "Fast weight programmers on OpenBLAS: conformance ops, benchmarks, experiments.",
+        discussion: """
+            Environment: FWP_THREADS sets the worker count (default: the online cores). \
+            When OpenBLAS picks kernels older than the CPU, fwp re-runs itself with a \
+            matching OPENBLAS_CORETYPE and says so on stderr; FWP_KEEP_BLAS_CORE=1 turns that off.
+            """,
+        subcommands: [OpCommand.self, BenchCommand.self])
+
+    static func main() {
+        BLASCoreFix.reexecIfNeeded()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as FWError {
+            fail("\(error)")
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            // Usage errors: one line, exit status 2 (as for every bad input).
+            let line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            fail(line)
+        }
+    }
+
+    /// Prints `fwp: error: <message>` on stderr and exits with status 2.
+    static func fail(_ message: String) -> Never {
+        printError("fwp: error: \(message)")
+        Glibc.exit(2)
+    }
+}

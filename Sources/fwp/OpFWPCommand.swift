@@ -1,0 +1,68 @@
+import ArgumentParser
+import FastWeights
+
+/// `fwp op fwp`: the fast weight programmer op on `.npy` files.
+///
+/// Writes `DIR/y.npy`, `DIR/state.npy`, and with `--dy`: `dq.npy dk.npy dv.npy
+/// dstate.npy` (+ `dbeta.npy` for the delta rule). Every input is read and
+/// checked, and every output computed, before the first file is written.
+struct OpFWPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fwp",
+        abstract: "Fast weight programmer (sum or delta rule) forward, and backward with --dy.")
+
+    @Option(help: "Write rule: sum or delta.") var rule: String
+    @Option(help: "Feature map: identity, elu1, dpfp:N or favor:M.") var phi: String
+    @Option(help: "Normalisation of phi(k), phi(q): none, sum or l2.") var norm: String
+    @Flag(help: "Divide by z_t . q'_t + 1e-6 (sum rule, non-negative phi, no --state).") var denominator = false
+    @Option(help: "recurrent or chunked (default: the engine's choice).") var algo: String?
+    @Option(help: "Chunk length of the chunked algorithm.") var chunk: Int = FastWeightProgrammer.defaultChunk
+    @Option(help: "Queries [B, H, T, Dk].") var q: String
+    @Option(help: "Keys [B, H, T, Dk].") var k: String
+    @Option(help: "Values [B, H, T, Dv].") var v: String
+    @Option(help: "Write strengths [B, H, T] (delta rule).") var beta: String?
+    @Option(help: "FAVOR+ projection [M, Dk] (favor:M).") var omega: String?
+    @Option(help: "Initial state S_0 [B, H, Dv, Dphi].") var state: String?
+    @Option(help: "dL/dy [B, H, T, Dv]: also run the backward.") var dy: String?
+    @Option(help: "dL/dS_T [B, H, Dv, Dphi] (with --dy).") var dstate: String?
+    @Option(help: "Output folder (created if missing).") var out: String
+
+    func run() throws {
+        let rule = try FastWeightRule(parsing: rule)
+        let phi = try FeatureMap(parsing: phi)
+        let norm = try FeatureNormalization(parsing: norm)
+        if dstate != nil && dy == nil { throw FWError.invalidArgument("--dstate needs --dy") }
+        if chunk < 1 { throw FWError.invalidArgument("--chunk must be at least 1, got \(chunk)") }
+        let algorithm: FWPAlgorithm?
+        switch algo {
+        case nil: algorithm = nil
+        case "recurrent"?: algorithm = .recurrent
+        case "chunked"?: algorithm = .chunked(size: chunk)
+        case let other?: throw FWError.invalidArgument("unknown --algo '\(other)' (expected recurrent or chunked)")
+        }
+        if rule == .sum && beta != nil { throw FWError.invalidArgument("--beta is for the delta rule only") }
+        if rule == .delta && beta == nil { throw FWError.invalidArgument("the delta rule needs --beta") }
+        if case .favor = phi, omega == nil { throw FWError.invalidArgument("--phi \(phi) needs --omega") }
+        if omega != nil, !({ if case .favor = phi { return true } else { return false } }()) {
+            throw FWError.invalidArgument("--omega is for the favor feature map only, not \(phi)")
+        }
+        if denominator && state != nil { throw FWError.invalidArgument("--denominator cannot be used with --state") }
+        let op = try FastWeightProgrammer(rule: rule, featureMap: phi, normalization: norm,
+                                          denominator: denominator, algorithm: algorithm)
+
+        let qT = try NPY.read(q), kT = try NPY.read(k), vT = try NPY.read(v)
+        let betaT = try beta.map(NPY.read), omegaT = try omega.map(NPY.read)
+        let stateT = try state.map(NPY.read)
+        let dyT = try dy.map(NPY.read), dstateT = try dstate.map(NPY.read)
+
+        let result = try op.forward(q: qT, k: kT, v: vT, beta: betaT, omega: omegaT,
+                                    initialState: stateT, saveForBackward: dyT != nil)
+        var outputs: [(String, Tensor)] = [("y.npy", result.y), ("state.npy", result.state)]
+        if let dyT, let cache = result.cache {
+            let g = try FastWeightProgrammer.backward(dy: dyT, dstate: dstateT, cache: cache)
+            outputs += [("dq.npy", g.dq), ("dk.npy", g.dk), ("dv.npy", g.dv), ("dstate.npy", g.dstate)]
+            if let dbeta = g.dbeta { outputs.append(("dbeta.npy", dbeta)) }
+        }
+        try OutputFolder.write(outputs, to: out)
+    }
+}

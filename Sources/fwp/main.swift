@@ -1,2 +1,0 @@
-import FastWeights
-print(BLASCore.name)
