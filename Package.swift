@@ -42,6 +42,6 @@ let package = Package(
         .testTarget(name: "FWCoreTests", dependencies: ["FWTestSupport"]),
         .testTarget(name: "FWOpsTests", dependencies: ["FWTestSupport"]),
         .testTarget(name: "FWModelsTests", dependencies: ["FWTestSupport"]),
-        .testTarget(name: "FWPCommandTests", dependencies: ["FWTestSupport"]),
+        .testTarget(name: "FWPCommandTests", dependencies: ["FWTestSupport", "fwp"]),
     ]
 )

@@ -1,0 +1,116 @@
+import Foundation
+import FastWeights
+
+/// A Float64 evaluation of the whole fast weight programmer op, written from
+/// SPEC.md sections 2-4 as plain loops: the oracle for `FastWeightProgrammer`
+/// (and, by central finite differences, for its gradients).
+///
+/// All arrays are flat row-major Float64 in the SPEC layouts: q, k
+/// `[B, H, T, Dk]`, v `[B, H, T, Dv]`, beta `[B, H, T]`, omega `[M, Dk]`,
+/// states `[B, H, Dv, Dphi]`.
+public struct ReferenceFWP {
+    public var rule: FastWeightRule
+    public var map: FeatureMap
+    public var norm: FeatureNormalization
+    public var denominator: Bool
+    public var B: Int, H: Int, T: Int, dk: Int, dv: Int
+
+    public init(rule: FastWeightRule, map: FeatureMap, norm: FeatureNormalization, denominator: Bool,
+                B: Int, H: Int, T: Int, dk: Int, dv: Int) {
+        self.rule = rule; self.map = map; self.norm = norm; self.denominator = denominator
+        self.B = B; self.H = H; self.T = T; self.dk = dk; self.dv = dv
+    }
+
+    public var dphi: Int { map.outputSize(inputSize: dk) }
+
+    /// phi (SPEC section 2) of one vector.
+    public func phi(_ x: [Double], omega: [Double]) -> [Double] {
+        let d = x.count
+        switch map {
+        case .identity:
+            return x
+        case .elu1:
+            return x.map { $0 > 0 ? $0 + 1 : Foundation.exp($0) }
+        case let .dpfp(n):
+            let r = (x + x.map { -$0 }).map { max(0, $0) }
+            var out = [Double](repeating: 0, count: 2 * d * n)
+            for j in 0..<n {
+                for i in 0..<(2 * d) {
+                    out[j * 2 * d + i] = r[i] * r[((i - (j + 1)) % (2 * d) + 2 * d) % (2 * d)]
+                }
+            }
+            return out
+        case let .favor(m):
+            let sq = x.reduce(0) { $0 + $1 * $1 }
+            var out = [Double](repeating: 0, count: 2 * m)
+            for i in 0..<m {
+                var u = 0.0
+                for j in 0..<d { u += omega[i * d + j] * x[j] }
+                out[i] = Foundation.exp(u - sq / 2) / (2.0 * Double(m)).squareRoot()
+                out[m + i] = Foundation.exp(-u - sq / 2) / (2.0 * Double(m)).squareRoot()
+            }
+            return out
+        }
+    }
+
+    /// n (SPEC section 3) of one feature vector.
+    public func normalize(_ u: [Double]) -> [Double] {
+        switch norm {
+        case .none: return u
+        case .sum:
+            let s = u.reduce(0, +)
+            return s == 0 ? u.map { _ in 0 } : u.map { $0 / s }
+        case .l2:
+            let r = (u.reduce(0) { $0 + $1 * $1 } + 1e-6).squareRoot()
+            return u.map { $0 / r }
+        }
+    }
+
+    /// y `[B, H, T, Dv]` and S_T `[B, H, Dv, Dphi]`.
+    public func evaluate(q: [Double], k: [Double], v: [Double], beta: [Double], omega: [Double],
+                         initialState: [Double]?) -> (y: [Double], state: [Double]) {
+        let P = dphi
+        var y = [Double](repeating: 0, count: B * H * T * dv)
+        var finalState = [Double](repeating: 0, count: B * H * dv * P)
+        for s in 0..<(B * H) {
+            // S is Dv x Dphi, z is Dphi.
+            var S = initialState.map { Array($0[(s * dv * P)..<((s + 1) * dv * P)]) } ?? [Double](repeating: 0, count: dv * P)
+            var z = [Double](repeating: 0, count: P)
+            for t in 0..<T {
+                let row = s * T + t
+                let kt = normalize(phi(Array(k[(row * dk)..<((row + 1) * dk)]), omega: omega))
+                let qt = normalize(phi(Array(q[(row * dk)..<((row + 1) * dk)]), omega: omega))
+                let vt = Array(v[(row * dv)..<((row + 1) * dv)])
+                switch rule {
+                case .sum:
+                    for i in 0..<dv { for j in 0..<P { S[i * P + j] += vt[i] * kt[j] } }
+                case .delta:
+                    let b = beta[row]
+                    var vbar = [Double](repeating: 0, count: dv)
+                    for i in 0..<dv { for j in 0..<P { vbar[i] += S[i * P + j] * kt[j] } }
+                    for i in 0..<dv { for j in 0..<P { S[i * P + j] += b * (vt[i] - vbar[i]) * kt[j] } }
+                }
+                for j in 0..<P { z[j] += kt[j] }
+                var den = 1.0
+                if denominator {
+                    den = 1e-6
+                    for j in 0..<P { den += z[j] * qt[j] }
+                }
+                for i in 0..<dv {
+                    var o = 0.0
+                    for j in 0..<P { o += S[i * P + j] * qt[j] }
+                    y[row * dv + i] = o / den
+                }
+            }
+            for i in 0..<(dv * P) { finalState[s * dv * P + i] = S[i] }
+        }
+        return (y, finalState)
+    }
+
+    /// The scalar `<dy, y> + <dS_T, S_T>` whose gradients the op's backward returns.
+    public func loss(q: [Double], k: [Double], v: [Double], beta: [Double], omega: [Double],
+                     initialState: [Double]?, dy: [Double], dstate: [Double]?) -> Double {
+        let (y, s) = evaluate(q: q, k: k, v: v, beta: beta, omega: omega, initialState: initialState)
+        return dot(dy, y) + (dstate.map { dot($0, s) } ?? 0)
+    }
+}
