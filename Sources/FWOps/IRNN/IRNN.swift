@@ -26,10 +26,10 @@ public struct IRNNParameters: Sendable, Equatable {
     /// The IRNN initialisation: `W = recurrentScale * I`, `b = 0`,
     /// `U ~ N(0, inputStd^2)` with `inputStd = 1/sqrt(Din)` unless given.
     ///
-    /// Le et al. (2015) set the recurrent matrix to the identity and the biases to
-    /// zero, and draw the non-recurrent weights from a Gaussian of standard
-    /// deviation 0.001 in their experiments; some of their tasks use a scaled
-    /// identity (e.g. 0.01 I) instead. We default to `W = I` and
+    /// Le et al. (2015) set the recurrent matrix to the identity (scaled down for
+    /// some tasks) and the biases to zero, and draw the non-recurrent weights from
+    /// a small zero-mean Gaussian (standard deviation 0.001 in their toy problems,
+    /// as we read the paper; check it for per-task values). We default to `W = I` and
     /// `U ~ N(0, 1/Din)`, the same input scaling SPEC.md section 7 uses for the
     /// fast-weights RNN, so the two are compared at the same input gain; pass
     /// `inputStd: 0.001` for Le et al.'s draw and `recurrentScale` for a scaled
