@@ -23,47 +23,9 @@ public struct ReferenceFWP {
 
     public var dphi: Int { map.outputSize(inputSize: dk) }
 
-    /// phi (SPEC section 2) of one vector.
-    public func phi(_ x: [Double], omega: [Double]) -> [Double] {
-        let d = x.count
-        switch map {
-        case .identity:
-            return x
-        case .elu1:
-            return x.map { $0 > 0 ? $0 + 1 : Foundation.exp($0) }
-        case let .dpfp(n):
-            let r = (x + x.map { -$0 }).map { max(0, $0) }
-            var out = [Double](repeating: 0, count: 2 * d * n)
-            for j in 0..<n {
-                for i in 0..<(2 * d) {
-                    out[j * 2 * d + i] = r[i] * r[((i - (j + 1)) % (2 * d) + 2 * d) % (2 * d)]
-                }
-            }
-            return out
-        case let .favor(m):
-            let sq = x.reduce(0) { $0 + $1 * $1 }
-            var out = [Double](repeating: 0, count: 2 * m)
-            for i in 0..<m {
-                var u = 0.0
-                for j in 0..<d { u += omega[i * d + j] * x[j] }
-                out[i] = Foundation.exp(u - sq / 2) / (2.0 * Double(m)).squareRoot()
-                out[m + i] = Foundation.exp(-u - sq / 2) / (2.0 * Double(m)).squareRoot()
-            }
-            return out
-        }
-    }
-
-    /// n (SPEC section 3) of one feature vector.
-    public func normalize(_ u: [Double]) -> [Double] {
-        switch norm {
-        case .none: return u
-        case .sum:
-            let s = u.reduce(0, +)
-            return s == 0 ? u.map { _ in 0 } : u.map { $0 / s }
-        case .l2:
-            let r = (u.reduce(0) { $0 + $1 * $1 } + 1e-6).squareRoot()
-            return u.map { $0 / r }
-        }
+    /// n(phi(x)) of one vector (SPEC sections 2-3), from the feature-map oracle.
+    func features(_ x: [Double], omega: [Double]) -> [Double] {
+        FeatureMapsReference.normalize(FeatureMapsReference.phi(map, x, omega: omega), norm)
     }
 
     /// y `[B, H, T, Dv]` and S_T `[B, H, Dv, Dphi]`.
@@ -78,8 +40,8 @@ public struct ReferenceFWP {
             var z = [Double](repeating: 0, count: P)
             for t in 0..<T {
                 let row = s * T + t
-                let kt = normalize(phi(Array(k[(row * dk)..<((row + 1) * dk)]), omega: omega))
-                let qt = normalize(phi(Array(q[(row * dk)..<((row + 1) * dk)]), omega: omega))
+                let kt = features(Array(k[(row * dk)..<((row + 1) * dk)]), omega: omega)
+                let qt = features(Array(q[(row * dk)..<((row + 1) * dk)]), omega: omega)
                 let vt = Array(v[(row * dv)..<((row + 1) * dv)])
                 switch rule {
                 case .sum:
