@@ -111,7 +111,8 @@ public struct MinibatchSampler: Sendable, Equatable {
 
     /// Uniform in `0..<bound` (`bound > 0`): rejects the `2^64 mod bound`
     /// smallest 64-bit draws, so that the rest cover `0..<bound` equally often.
-    static func uniformBelow(_ bound: UInt64, _ rng: inout SeededRNG) -> UInt64 {
+    public static func uniformBelow(_ bound: UInt64, _ rng: inout SeededRNG) -> UInt64 {
+        precondition(bound > 0, "uniformBelow: bound must be positive")
         let threshold = (0 &- bound) % bound   // 2^64 mod bound
         while true {
             let x = rng.next()

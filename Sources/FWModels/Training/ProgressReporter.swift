@@ -10,7 +10,8 @@ import FWCore
 ///     step 1200/5000 | loss 1.2345 | acc 56.2% | 41.3 steps/s | 10.6k tok/s | ETA 1m32s
 ///
 /// (accuracy and tokens/s only when given). Rates are averages since the
-/// first `update` of this reporter, so a resumed run measures itself.
+/// reporter was made (make it just before the loop); a resumed run passes
+/// the step it resumes from as `startStep`, so it measures only itself.
 public struct ProgressReporter {
     /// The last step of the run.
     public let total: Int
@@ -20,36 +21,35 @@ public struct ProgressReporter {
     public let isTerminal: Bool
     private let write: (String) -> Void
     private let clock: () -> Double
-    private var startTime: Double?
-    private var startStep = 0
+    private let startTime: Double
+    private let startStep: Int
     private var lastDraw = -Double.infinity
     private var tokensSeen = 0
     private var drewInPlace = false
 
-    /// A reporter for a run ending at step `total`.
+    /// A reporter for a run ending at step `total`, starting its clock now.
     /// - Parameters:
+    ///   - startStep: the steps already done before this run (resumed runs).
     ///   - every: off a terminal, the interval between printed lines.
     ///   - isTerminal: defaults to `isatty(STDERR_FILENO)`.
     ///   - write: where text goes (default: standard error); for tests.
     ///   - clock: seconds from any fixed origin (default: a monotonic clock); for tests.
-    public init(total: Int, every: Int = 100, isTerminal: Bool? = nil,
+    public init(total: Int, startStep: Int = 0, every: Int = 100, isTerminal: Bool? = nil,
                 write: ((String) -> Void)? = nil, clock: (() -> Double)? = nil) {
         self.total = total
+        self.startStep = startStep
         self.every = max(1, every)
         self.isTerminal = isTerminal ?? (isatty(STDERR_FILENO) != 0)
         self.write = write ?? { FileHandle.standardError.write(Data($0.utf8)) }
-        self.clock = clock ?? { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+        let clock = clock ?? { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+        self.clock = clock
+        self.startTime = clock()
     }
 
     /// Reports that `step` (1-based) has finished with `loss`; `tokens` is the
     /// number of tokens this step processed, if the task has tokens.
     public mutating func update(step: Int, loss: Float, accuracy: Float? = nil, tokens: Int? = nil) {
         let now = clock()
-        if startTime == nil {
-            // Rates count from the step before the first report (a resumed run starts late).
-            startTime = now
-            startStep = step - 1
-        }
         tokensSeen += tokens ?? 0
         let last = step >= total
         if isTerminal {
@@ -70,7 +70,7 @@ public struct ProgressReporter {
     }
 
     private func line(step: Int, loss: Float, accuracy: Float?, tokens: Bool, now: Double) -> String {
-        let elapsed = now - (startTime ?? now)
+        let elapsed = now - startTime
         let done = step - startStep
         let stepsPerSecond = elapsed > 0 ? Double(done) / elapsed : nil
         // Tokens given but no time elapsed yet: NaN prints as "-".
