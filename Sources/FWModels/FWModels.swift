@@ -1,1 +1,21 @@
-import FWOps
+// FWModels: the model layer of fastweights: everything a model needs to be
+// trained, shared by every model.
+//
+//   Parameters/   ParameterStore (one flat [Float] of values, a twin of
+//                 gradients, named slices), ParameterInitializer
+//   Layers/       Linear, Embedding, LayerNorm, ActivationFunction: llm.c-style
+//                 forward/backward pairs on raw row-major pointers, gradients
+//                 accumulating (`+=`), plus Tensor-level conveniences
+//   Losses/       SoftmaxCrossEntropy, SquaredErrorLoss
+//   Optimizers/   Adam (m and v flat, laid out like the store), gradient
+//                 clipping by global norm, LearningRateSchedule
+//   Checkpoints/  SafeTensors (the file format), Checkpoint (parameters, Adam's
+//                 moments, step, RNG and sampler state, config)
+//   Training/     MinibatchSampler, FiniteCheck, ProgressReporter, RunLog
+//
+// Conventions (STYLE.md, after llm.c): forward(out..., inp..., weights...,
+// sizes...) and backward(dinp..., dweights..., dout, inp..., weights...,
+// saved statistics..., sizes...) side by side in one file per layer; every
+// `d`-prefixed output *accumulates*; `ParameterStore.zeroGradients()` is the
+// one reset. Matrices are row-major, `n` rows of a fixed width.
+import FWCore

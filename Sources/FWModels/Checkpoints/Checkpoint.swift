@@ -1,0 +1,176 @@
+import FWCore
+
+/// Training checkpoints as safetensors files (readable by Python's
+/// `safetensors.numpy.load_file`).
+///
+/// Tensors (F32): every parameter under its own name, then Adam's moments
+/// as `adam.m.<name>` and `adam.v.<name>`. Metadata (all strings; integers
+/// in decimal):
+///
+/// ```
+/// format              fastweights.checkpoint.v1
+/// step                the training step
+/// adam.step           Adam's update count (its bias correction)
+/// rng                 the generator's four words, "w0,w1,w2,w3"
+/// sampler.*           examples, batch_size, drop_last (true/false), epoch,
+///                     position, epoch_start ("w0,w1,w2,w3")   (when there is a sampler)
+/// config              the caller's free-form string (JSON by convention)
+/// ```
+///
+/// Writing is atomic. Reading checks the file completely before touching
+/// the model, so a bad file leaves the store and optimiser as they were;
+/// every problem is an `FWError.file` naming the file.
+public enum Checkpoint {
+    /// The `format` metadata value this version writes.
+    public static let format = "fastweights.checkpoint.v1"
+
+    /// Writes the parameters, Adam's moments and `state` to `path` atomically.
+    public static func write(to path: String, store: ParameterStore, optimizer: Adam, state: TrainingState) throws {
+        var entries: [SafeTensors.Entry] = []
+        for s in store {
+            entries.append(SafeTensors.Entry(name: s.name, shape: s.shape, values: store.values[s.range]))
+        }
+        // Before the first update Adam has no moments yet: they are zeros.
+        let m = optimizer.m.isEmpty ? [Float](repeating: 0, count: store.count) : optimizer.m
+        let v = optimizer.v.isEmpty ? [Float](repeating: 0, count: store.count) : optimizer.v
+        precondition(m.count == store.count, "Checkpoint.write: Adam has moments for \(m.count) numbers, the store \(store.count)")
+        for s in store { entries.append(SafeTensors.Entry(name: "adam.m.\(s.name)", shape: s.shape, values: m[s.range])) }
+        for s in store { entries.append(SafeTensors.Entry(name: "adam.v.\(s.name)", shape: s.shape, values: v[s.range])) }
+
+        var meta: [String: String] = [
+            "format": format,
+            "step": String(state.step),
+            "adam.step": String(optimizer.step),
+            "rng": words(state.rng),
+            "config": state.config,
+        ]
+        if let s = state.sampler {
+            meta["sampler.examples"] = String(s.exampleCount)
+            meta["sampler.batch_size"] = String(s.batchSize)
+            meta["sampler.drop_last"] = s.dropLast ? "true" : "false"
+            meta["sampler.epoch"] = String(s.epoch)
+            meta["sampler.position"] = String(s.position)
+            meta["sampler.epoch_start"] = words(s.epochStart)
+        }
+        try SafeTensors.write(entries, metadata: meta, to: path)
+    }
+
+    /// Resumes training: loads every parameter into `store`, Adam's moments
+    /// and step into `optimizer`, and returns the saved `TrainingState`.
+    ///
+    /// Throws `FWError.file` naming `path` for a malformed file (see
+    /// `SafeTensors`), a tensor the model needs that is missing, a shape
+    /// that differs from the model's, a tensor the model does not have, or
+    /// missing or malformed metadata.
+    public static func read(_ path: String, into store: inout ParameterStore, optimizer: inout Adam) throws -> TrainingState {
+        let contents = try SafeTensors.read(path)
+        let values = try gather(contents, prefix: "", store: store, path: path)
+        let m = try gather(contents, prefix: "adam.m.", store: store, path: path)
+        let v = try gather(contents, prefix: "adam.v.", store: store, path: path)
+        try rejectUnknown(contents, store: store, path: path, allowAdam: true)
+        let state = try trainingState(contents.metadata, path: path)
+        let adamStep = try integer(contents.metadata, "adam.step", path: path)
+        // Everything checked: now change the model.
+        store.setValues(values)
+        optimizer.restore(m: m, v: v, step: adamStep)
+        return state
+    }
+
+    /// Loads only the parameters (evaluation, fine-tuning); Adam's moments
+    /// in the file are ignored. Returns the file's metadata.
+    public static func readParameters(_ path: String, into store: inout ParameterStore) throws -> [String: String] {
+        let contents = try SafeTensors.read(path)
+        let values = try gather(contents, prefix: "", store: store, path: path)
+        try rejectUnknown(contents, store: store, path: path, allowAdam: true)
+        store.setValues(values)
+        return contents.metadata
+    }
+
+    // MARK: helpers
+
+    /// The tensors `<prefix><name>` for every parameter, as one flat array in the store's layout.
+    private static func gather(_ contents: SafeTensors.Contents, prefix: String,
+                               store: ParameterStore, path: String) throws -> [Float] {
+        var flat = [Float](repeating: 0, count: store.count)
+        for s in store {
+            let key = prefix + s.name
+            guard let t = contents.tensors[key] else {
+                throw FWError.file(path: path, reason: "missing tensor '\(key)' that the model needs")
+            }
+            guard t.shape == s.shape else {
+                throw FWError.file(path: path, reason: "tensor '\(key)' has shape \(describeShape(t.shape)), the model's is \(describeShape(s.shape))")
+            }
+            flat.replaceSubrange(s.range, with: t.storage)
+        }
+        return flat
+    }
+
+    /// A tensor that belongs to no parameter means the file is of another model.
+    private static func rejectUnknown(_ contents: SafeTensors.Contents, store: ParameterStore,
+                                      path: String, allowAdam: Bool) throws {
+        for name in contents.names {
+            var base = name
+            if allowAdam {
+                if name.hasPrefix("adam.m.") { base = String(name.dropFirst(7)) }
+                else if name.hasPrefix("adam.v.") { base = String(name.dropFirst(7)) }
+            }
+            if store.slice(named: base) == nil && store.slice(named: name) == nil {
+                throw FWError.file(path: path, reason: "tensor '\(name)' is not a parameter of this model")
+            }
+        }
+    }
+
+    private static func trainingState(_ meta: [String: String], path: String) throws -> TrainingState {
+        if let f = meta["format"], f != format {
+            throw FWError.file(path: path, reason: "metadata 'format' is '\(f)', expected '\(format)'")
+        }
+        let step = try integer(meta, "step", path: path)
+        let rng = try generator(meta, "rng", path: path)
+        guard let config = meta["config"] else {
+            throw FWError.file(path: path, reason: "missing metadata 'config'")
+        }
+        var sampler: MinibatchSampler.State?
+        if meta["sampler.examples"] != nil {
+            let dropLast: Bool
+            switch meta["sampler.drop_last"] {
+            case "true": dropLast = true
+            case "false": dropLast = false
+            default: throw FWError.file(path: path, reason: "metadata 'sampler.drop_last' is not true or false")
+            }
+            let s = MinibatchSampler.State(
+                exampleCount: try integer(meta, "sampler.examples", path: path),
+                batchSize: try integer(meta, "sampler.batch_size", path: path),
+                dropLast: dropLast,
+                epoch: try integer(meta, "sampler.epoch", path: path),
+                position: try integer(meta, "sampler.position", path: path),
+                epochStart: try generator(meta, "sampler.epoch_start", path: path))
+            // Validate it as the sampler would, but report it against the file.
+            do { _ = try MinibatchSampler(restoring: s) } catch let error as FWError {
+                throw FWError.file(path: path, reason: "sampler state: \(error)")
+            }
+            sampler = s
+        }
+        return TrainingState(step: step, rng: rng, sampler: sampler, config: config)
+    }
+
+    private static func integer(_ meta: [String: String], _ key: String, path: String) throws -> Int {
+        guard let text = meta[key] else { throw FWError.file(path: path, reason: "missing metadata '\(key)'") }
+        guard let n = Int(text), n >= 0 else {
+            throw FWError.file(path: path, reason: "metadata '\(key)' is '\(text)', not a non-negative decimal integer")
+        }
+        return n
+    }
+
+    private static func generator(_ meta: [String: String], _ key: String, path: String) throws -> SeededRNG {
+        guard let text = meta[key] else { throw FWError.file(path: path, reason: "missing metadata '\(key)'") }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).compactMap { UInt64($0) }
+        guard parts.count == 4, text.split(separator: ",", omittingEmptySubsequences: false).count == 4 else {
+            throw FWError.file(path: path, reason: "metadata '\(key)' is '\(text)', not four decimal 64-bit words")
+        }
+        return SeededRNG(state: (parts[0], parts[1], parts[2], parts[3]))
+    }
+
+    private static func words(_ rng: SeededRNG) -> String {
+        "\(rng.state.0),\(rng.state.1),\(rng.state.2),\(rng.state.3)"
+    }
+}
