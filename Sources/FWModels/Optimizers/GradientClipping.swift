@@ -3,9 +3,11 @@ import FWCore
 extension ParameterStore {
     /// The global L2 norm of all gradients, `sqrt(sum_i g_i^2)` (summed in Float64).
     public func gradientNorm() -> Float {
-        var s = 0.0
-        for g in gradients { s += Double(g) * Double(g) }
-        return Float(s.squareRoot())
+        gradients.withUnsafeBufferPointer { g in
+            var s = 0.0
+            for x in g { s += Double(x) * Double(x) }
+            return Float(s.squareRoot())
+        }
     }
 
     /// Clipping by global norm: when `norm = ||g|| > maxNorm`, scales every
