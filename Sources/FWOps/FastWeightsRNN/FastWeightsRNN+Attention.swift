@@ -33,58 +33,57 @@ extension FastWeightsRNN {
         return w
     }
 
-    /// Forward memory of the attention form: reads over the stored history.
-    final class AttentionForwardMemory: ForwardMemory {
-        let N, T: Int
-        /// The op's output h [B, T, N]: rows 0..<t of sequence b are its history at step t.
+    /// Forward memory of the attention form for one sequence: reads over its history.
+    struct AttentionForwardMemory: ForwardMemory {
+        let N: Int
+        /// This sequence's h [T, N] (the op's output): rows 0..<t are the history at step t.
         let history: UnsafeMutablePointer<Float>
         let weights: Buffer
-        /// [B, T]: p = w o (H x) per sequence.
+        /// [T]: p = w o (H x).
         let scratch: Buffer
 
-        init(_ d: Dims, _ config: FastWeightsRNNConfig, history: UnsafeMutablePointer<Float>) {
+        init(_ d: Dims, history: UnsafeMutablePointer<Float>, weights: Buffer) {
             N = d.N
-            T = d.T
             self.history = history
-            weights = decayWeights(config, count: d.S > 0 ? d.T : 0)
-            scratch = Buffer(count: d.S > 0 ? d.B * d.T : 0)
+            self.weights = weights
+            scratch = Buffer(count: d.S > 0 ? d.T : 0)
         }
 
-        func read(_ b: Int, _ t: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-            let H = history + b * T * N, p = scratch.pointer + b * T, w = weights.pointer
+        func read(_ t: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+            let H = history, p = scratch.pointer, w = weights.pointer
             BLAS.sgemv(.none, m: t, n: N, alpha: 1, a: H, lda: N, x: x, beta: 0, y: p)       // p = H x
             for tau in 0..<t { p[tau] *= w[t - 1 - tau] }                                      // w o p
             BLAS.sgemv(.transpose, m: t, n: N, alpha: 1, a: H, lda: N, x: p, beta: 0, y: y)  // y = H^T p
         }
 
-        func write(_ b: Int, _ t: Int, h: UnsafePointer<Float>) {}   // h_t is already in the history
+        func write(_ t: Int, h: UnsafePointer<Float>) {}   // h_t is already in the history
     }
 
-    /// Backward memory of the attention form.
-    final class AttentionBackwardMemory: BackwardMemory {
-        let N, T: Int
+    /// Backward memory of the attention form for one sequence.
+    struct AttentionBackwardMemory: BackwardMemory {
+        let N: Int
         let history: UnsafeMutablePointer<Float>
-        /// The running dL/dh [B, T, N] of the backward's time loop.
-        let dHistory: Buffer
+        /// This sequence's running dL/dh [T, N] of the backward walk.
+        let dHistory: UnsafeMutablePointer<Float>
         let weights: Buffer
-        /// [B, 2T]: p and q per sequence.
+        /// [2T]: q and p.
         let scratch: Buffer
 
-        init(_ d: Dims, _ config: FastWeightsRNNConfig, history: UnsafeMutablePointer<Float>, dHistory: Buffer) {
+        init(_ d: Dims, history: UnsafeMutablePointer<Float>, dHistory: UnsafeMutablePointer<Float>,
+             weights: Buffer) {
             N = d.N
-            T = d.T
             self.history = history
             self.dHistory = dHistory
-            weights = decayWeights(config, count: d.S > 0 ? d.T : 0)
-            scratch = Buffer(count: d.S > 0 ? d.B * 2 * d.T : 0)
+            self.weights = weights
+            scratch = Buffer(count: d.S > 0 ? 2 * d.T : 0)
         }
 
-        func beginStep(_ b: Int, _ t: Int, h: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>) {}
+        func beginStep(_ t: Int, h: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>) {}
 
-        func read(_ b: Int, _ t: Int, x: UnsafePointer<Float>, du: UnsafePointer<Float>,
+        func read(_ t: Int, firstOfStep: Bool, x: UnsafePointer<Float>, du: UnsafePointer<Float>,
                   dx: UnsafeMutablePointer<Float>) {
-            let H = history + b * T * N, dH = dHistory.pointer + b * T * N
-            let q = scratch.pointer + b * 2 * T, p = q + T, w = weights.pointer
+            let H = history, dH = dHistory, w = weights.pointer
+            let q = scratch.pointer, p = q + t
             BLAS.sgemv(.none, m: t, n: N, alpha: 1, a: H, lda: N, x: du, beta: 0, y: q)      // q = H du
             BLAS.sgemv(.none, m: t, n: N, alpha: 1, a: H, lda: N, x: x, beta: 0, y: p)       // p = H x
             for tau in 0..<t {

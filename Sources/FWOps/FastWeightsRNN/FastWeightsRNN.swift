@@ -12,13 +12,17 @@ import FWCore
 //   FastWeightsRNN+Attention.swift  never forms A: reads over the stored history
 //                                   h_0..h_{t-1} (sgemv over a (t-1) x N matrix).
 //
-// Threads (the one decision, made here): the slow part z_t = W h_{t-1} + C x_t + b
-// is batched over the B sequences as sgemm (C x + b for all B*T rows in one call;
-// W h_{t-1} for the B sequences of one step in one call, rows strided by T*N),
-// with OpenBLAS owning the cores (`ThreadOwnership.withBLASThreads`). The per-
-// sequence part of each step (the inner loop with its layer norm and the reads
-// and writes of A) runs in parallel over sequences through
-// `ThreadOwnership.forEachSequence`, which sets OpenBLAS to one thread inside.
+// Threads and batching (the one decision, made here): each worker walks whole
+// sequences through time (`ThreadOwnership.forEachSequence`, OpenBLAS single-
+// threaded inside), so that a sequence's fast memory (A, 64 KB at N = 128, or
+// its history) and W stay in the core's cache for all T steps. Sweeping all B
+// sequences at every step instead (with W h_{t-1} as one sgemm over B) streams
+// B copies of A from memory per step: measured 2x slower at B = 64, N = 128,
+// and no faster on two workers than on one. The slow part is batched as sgemm
+// where it does not depend on the recurrence: C x_t + b for all B*T rows in one
+// call before the walk, and dx, dC, dW, db over all B*T rows after the backward
+// walk (OpenBLAS owning the cores). Inside the walk, W h_{t-1} and W^T dz_{t+1}
+// are one sgemv per step.
 
 /// The slow parameters of a fast-weights RNN layer with N hidden units and
 /// Din inputs.
@@ -80,6 +84,7 @@ public struct FastWeightsRNNConfig: Sendable, Equatable {
     /// The activation f.
     public var activation: Activation
 
+    /// Hyper-parameters; the defaults are the paper's (lambda 0.95, eta 0.5, S = 1, ReLU).
     public init(lambda: Float = 0.95, eta: Float = 0.5, innerSteps: Int = 1, activation: Activation = .relu) {
         self.lambda = lambda
         self.eta = eta
@@ -114,6 +119,7 @@ public struct FastWeightsRNNGradients: Sendable, Equatable {
     /// dL/dc `[N]`.
     public var dc: Tensor
 
+    /// Gradients as given (memberwise).
     public init(dx: Tensor, dW: Tensor, dC: Tensor, db: Tensor, dg: Tensor, dc: Tensor) {
         self.dx = dx
         self.dW = dW
@@ -190,12 +196,18 @@ public enum FastWeightsRNN {
                                    c: Buffer(copying: parameters.c.storage), st: st)
             switch algorithm {
             case .explicit:
-                let memory = ExplicitForwardMemory(d, config, interval: K)
-                runForward(x: x, args, memory: memory)
-                checkpoints = memory.checkpoints
+                // A_{jK} of every sequence, kept for the backward (nothing when S = 0).
+                let perSequence = d.S > 0 ? ExplicitForwardMemory.checkpointCount(d, interval: K) * d.N * d.N : 0
+                let saved = Buffer(count: d.B * perSequence)
+                runForward(x: x, args) { b in
+                    ExplicitForwardMemory(d, config, interval: K, checkpoints: saved.pointer + b * perSequence)
+                }
+                checkpoints = saved
             case .attention:
-                let memory = AttentionForwardMemory(d, config, history: st.h.pointer)
-                runForward(x: x, args, memory: memory)
+                let weights = decayWeights(config, count: d.S > 0 ? d.T : 0)
+                runForward(x: x, args) { b in
+                    AttentionForwardMemory(d, history: st.h.pointer + b * d.T * d.N, weights: weights)
+                }
             }
         }
         let hTensor = Tensor(shape: [d.B, d.T, d.N], storage: st.h.array)
@@ -215,13 +227,17 @@ public enum FastWeightsRNN {
         try dh.checkShape("dh", [d.B, d.T, d.N])
         switch cache.algorithm {
         case .explicit:
-            return runBackward(dh: dh, cache: cache) { dH in
+            let perSequence = ExplicitForwardMemory.checkpointCount(d, interval: cache.checkpointInterval) * d.N * d.N
+            return runBackward(dh: dh, cache: cache) { b, _ in
                 ExplicitBackwardMemory(d, cache.config, interval: cache.checkpointInterval,
-                                       checkpoints: cache.checkpoints, history: cache.h.pointer)
+                                       checkpoints: cache.checkpoints.map { $0.pointer + b * perSequence },
+                                       history: cache.h.pointer + b * d.T * d.N)
             }
         case .attention:
-            return runBackward(dh: dh, cache: cache) { dH in
-                AttentionBackwardMemory(d, cache.config, history: cache.h.pointer, dHistory: dH)
+            let weights = decayWeights(cache.config, count: d.S > 0 ? d.T : 0)
+            return runBackward(dh: dh, cache: cache) { b, dH in
+                AttentionBackwardMemory(d, history: cache.h.pointer + b * d.T * d.N,
+                                        dHistory: dH + b * d.T * d.N, weights: weights)
             }
         }
     }
@@ -311,7 +327,8 @@ extension FastWeightsRNN {
 extension FastWeightsRNN {
     /// A fixed-size Float buffer owned by a class, so that parallel workers can
     /// write disjoint parts through one pointer and the cache can share it
-    /// without copying. Written only during the forward that creates it.
+    /// without copying. The buffers a cache holds are written only by the
+    /// forward that creates them; the backward writes only its own.
     final class Buffer: @unchecked Sendable {
         let pointer: UnsafeMutablePointer<Float>
         let count: Int
@@ -362,22 +379,23 @@ extension FastWeightsRNN {
 // MARK: - The fast memory of each form
 
 extension FastWeightsRNN {
-    /// The fast memory as the forward sees it, for sequence `b` at step `t` (0-based).
+    /// The fast memory of one sequence as the forward sees it at step t (0-based).
     protocol ForwardMemory {
-        /// y[N] = A_{t-1} x[N] (A before step t's write).
-        func read(_ b: Int, _ t: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)
-        /// Step t is done and h_t is final: A_t = lambda A_{t-1} + eta h_t h_t^T.
-        func write(_ b: Int, _ t: Int, h: UnsafePointer<Float>)
+        /// y[N] = A_t x[N] (A before step t's write).
+        func read(_ t: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>)
+        /// Step t is done and h_t is final: A_{t+1} = lambda A_t + eta h_t h_t^T.
+        func write(_ t: Int, h: UnsafePointer<Float>)
     }
 
-    /// The fast memory as the backward sees it, walking t = T-1 down to 0.
+    /// The fast memory of one sequence as the backward sees it, walking t = T-1 down to 0.
     protocol BackwardMemory {
-        /// Start of step t: add the memory's share of dL/dh_t to `dh`
-        /// (through A_t and every later A) and get ready to read A_{t-1}.
-        func beginStep(_ b: Int, _ t: Int, h: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>)
-        /// Backward of the read u = A_{t-1} x: dx[N] = A_{t-1}^T du (overwritten),
-        /// and du x^T is added to dL/dA_{t-1}, wherever the form keeps it.
-        func read(_ b: Int, _ t: Int, x: UnsafePointer<Float>, du: UnsafePointer<Float>,
+        /// Start of step t: add the memory's share of dL/dh_t to `dh` (through
+        /// A_{t+1} and every later A) and get ready to read A_t.
+        func beginStep(_ t: Int, h: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>)
+        /// Backward of the read u = A_t x: dx[N] = A_t^T du (overwritten), and
+        /// du x^T added to dL/dA_t, wherever the form keeps it. `firstOfStep`
+        /// marks the first read of step t in the backward walk (s = S).
+        func read(_ t: Int, firstOfStep: Bool, x: UnsafePointer<Float>, du: UnsafePointer<Float>,
                   dx: UnsafeMutablePointer<Float>)
     }
 }
@@ -463,16 +481,17 @@ extension FastWeightsRNN {
 // MARK: - The time loops
 
 extension FastWeightsRNN {
-    /// The forward over all steps: per step, the slow part batched over the
-    /// B sequences (sgemm), then the inner loop of each sequence in parallel.
-    static func runForward<M: ForwardMemory>(x: Tensor, _ a: ForwardArgs, memory: M) {
+    /// The forward: Z = X C^T + b for all B*T rows (one sgemm), then each
+    /// sequence's walk through time on a worker; `makeMemory(b)` gives
+    /// sequence b's fast memory.
+    static func runForward<M: ForwardMemory>(x: Tensor, _ a: ForwardArgs, makeMemory: (Int) -> M) {
         let d = a.d
         let (B, T, N, Din, S) = (d.B, d.T, d.N, d.Din, d.S)
         let f = a.config.activation
         let h = a.st.h.pointer, hInner = a.st.hInner.pointer
         let xhat = a.st.xhat.pointer, rstd = a.st.rstd.pointer
-        let g = a.g.pointer, cParam = a.c.pointer
-        // Z [B*T, N] = X C^T + b for every step of every sequence at once.
+        let W = a.W.pointer, g = a.g.pointer, cParam = a.c.pointer
+        // Z [B*T, N] = X C^T + b: the part of z_t that does not wait for h_{t-1}.
         let Zbuf = Buffer(count: B * T * N)
         let Z = Zbuf.pointer
         a.b.withUnsafeBufferPointer { bp in
@@ -486,96 +505,92 @@ extension FastWeightsRNN {
                 }
             }
         }
-        // Per-sequence scratch: u [N].
-        let scratch = Buffer(count: B * N)
-        for t in 0..<T {
-            if t > 0 {
-                // z_t += W h_{t-1} for all B sequences: rows of h and Z are T*N apart.
-                ThreadOwnership.withBLASThreads(ThreadOwnership.workers) {
-                    BLAS.sgemm(.none, .transpose, m: B, n: N, k: N, alpha: 1,
-                               a: h + (t - 1) * N, lda: T * N, b: a.W.pointer, ldb: N,
-                               beta: 1, c: Z + t * N, ldc: T * N)
+        ThreadOwnership.forEachSequence(B) { b in
+            let memory = makeMemory(b)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: N) { ubuf in
+                let u = ubuf.baseAddress!
+                for t in 0..<T {
+                    let row = b * T + t
+                    let z = Z + row * N, hOut = h + row * N
+                    if t > 0 {                                 // z_t += W h_{t-1}
+                        BLAS.sgemv(.none, m: N, n: N, alpha: 1, a: W, lda: N, x: hOut - N, beta: 1, y: z)
+                    }
+                    if S == 0 {                                // h_t = f(z_t); A plays no part
+                        activate(z, hOut, N, f)
+                        continue
+                    }
+                    let inner = hInner + row * S * N          // h^(s) at inner + s*N, s < S
+                    activate(z, inner, N, f)                   // h^(0) = f(z_t)
+                    for s in 1...S {
+                        memory.read(t, x: inner + (s - 1) * N, y: u)   // u = A_t h^(s-1)
+                        for i in 0..<N { u[i] += z[i] }                 //   + z_t
+                        let out = s == S ? hOut : inner + s * N
+                        layerNormActivate(u: u, g: g, c: cParam, N,
+                                          xhat: xhat + (row * S + s - 1) * N, rstd: rstd + row * S + s - 1,
+                                          h: out, f)                    // h^(s) = f(LN(u))
+                    }
+                    memory.write(t, h: hOut)                   // A_{t+1} = lambda A_t + eta h_t h_t^T
                 }
-            }
-            ThreadOwnership.forEachSequence(B) { b in
-                let row = b * T + t
-                let z = Z + row * N, hOut = h + row * N
-                if S == 0 {                                   // h_t = f(z_t); A plays no part
-                    activate(z, hOut, N, f)
-                    return
-                }
-                let inner = hInner + row * S * N             // h^(s) at inner + s*N, s < S
-                activate(z, inner, N, f)                      // h^(0) = f(z_t)
-                let u = scratch.pointer + b * N
-                for s in 1...S {
-                    memory.read(b, t, x: inner + (s - 1) * N, y: u)   // u = A_{t-1} h^(s-1)
-                    for i in 0..<N { u[i] += z[i] }                    //   + z_t
-                    let out = s == S ? hOut : inner + s * N
-                    layerNormActivate(u: u, g: g, c: cParam, N,
-                                      xhat: xhat + (row * S + s - 1) * N, rstd: rstd + row * S + s - 1,
-                                      h: out, f)                       // h^(s) = f(LN(u))
-                }
-                memory.write(b, t, h: hOut)                   // A_t = lambda A_{t-1} + eta h_t h_t^T
             }
         }
-        withExtendedLifetime((Zbuf, scratch)) {}
+        withExtendedLifetime(Zbuf) {}
     }
 
-    /// The backward over all steps, in the reverse order of the forward.
+    /// The backward, in the reverse order of the forward: each sequence's walk
+    /// from t = T-1 down to 0 on a worker, then the slow-weight gradients as
+    /// sgemms over all B*T rows.
     ///
-    /// dH accumulates dL/dh_t: the given dh, W^T dz_{t+1} (batched sgemm before
-    /// step t), and the memory's share (the explicit form adds it at the start
-    /// of step t from dL/dA_t; the attention form scatters it into earlier rows
-    /// of dH while it walks back). dZ keeps dL/dz_t for the slow-weight
-    /// gradients, which are then a few large sgemms over all B*T rows.
-    static func runBackward<M: BackwardMemory>(dh: Tensor, cache: FastWeightsRNNCache,
-                                               makeMemory: (Buffer) -> M) -> FastWeightsRNNGradients {
+    /// dH accumulates dL/dh_t: the given dh, W^T dz_{t+1} (one sgemv at the
+    /// start of step t), and the memory's share (the explicit form adds it in
+    /// `beginStep` from dL/dA_{t+1}; the attention form scatters it into the
+    /// earlier rows of dH while it walks back). dZ keeps dL/dz_t.
+    /// `makeMemory(b, dH)` gives sequence b's fast memory.
+    static func runBackward<M: BackwardMemory>(
+        dh: Tensor, cache: FastWeightsRNNCache,
+        makeMemory: (Int, UnsafeMutablePointer<Float>) -> M
+    ) -> FastWeightsRNNGradients {
         let (B, T, N, Din, S) = (cache.batch, cache.time, cache.hidden, cache.input, cache.config.innerSteps)
         let f = cache.config.activation
         let dHbuf = Buffer(copying: dh.storage)
         let dZbuf = Buffer(count: B * T * N)
         let dH = dHbuf.pointer, dZ = dZbuf.pointer
         let dgSeq = Buffer(count: B * N), dcSeq = Buffer(count: B * N)   // per sequence, summed at the end
-        let scratch = Buffer(count: B * 2 * N)
         let h = cache.h.pointer, hInner = cache.hInner.pointer
         let xhat = cache.xhat.pointer, rstd = cache.rstd.pointer
         let W = cache.W.pointer, g = cache.g.pointer
-        let memory = makeMemory(dHbuf)
 
-        for t in stride(from: T - 1, through: 0, by: -1) {
-            if t < T - 1 {
-                // dh_t += W^T dz_{t+1} for all B sequences (row form: dz W).
-                ThreadOwnership.withBLASThreads(ThreadOwnership.workers) {
-                    BLAS.sgemm(.none, .none, m: B, n: N, k: N, alpha: 1,
-                               a: dZ + (t + 1) * N, lda: T * N, b: W, ldb: N,
-                               beta: 1, c: dH + t * N, ldc: T * N)
+        ThreadOwnership.forEachSequence(B) { b in
+            let memory = makeMemory(b, dH)
+            let dg = dgSeq.pointer + b * N, dc = dcSeq.pointer + b * N
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * N) { scratch in
+                let dcur = scratch.baseAddress!, du = dcur + N
+                for t in stride(from: T - 1, through: 0, by: -1) {
+                    let row = b * T + t
+                    let ht = h + row * N, dht = dH + row * N, dz = dZ + row * N
+                    if t < T - 1 {                             // z_{t+1} = W h_t + ...: dh_t += W^T dz_{t+1}
+                        BLAS.sgemv(.transpose, m: N, n: N, alpha: 1, a: W, lda: N, x: dz + N, beta: 1, y: dht)
+                    }
+                    if S == 0 {                                // h_t = f(z_t)
+                        activationBackward(dy: dht, y: ht, dx: dz, N, f, accumulate: false)
+                        continue
+                    }
+                    memory.beginStep(t, h: ht, dh: dht)        // + dL/dA_{t+1} through A_{t+1}'s write
+                    let inner = hInner + row * S * N
+                    dcur.update(from: dht, count: N)           // dL/dh^(S)
+                    dz.update(repeating: 0, count: N)
+                    for s in stride(from: S, through: 1, by: -1) {
+                        let hs = s == S ? UnsafePointer(ht) : UnsafePointer(inner + s * N)
+                        // h^(s) = f(v): dv = dh^(s) f'(v)   (into du)
+                        activationBackward(dy: dcur, y: hs, dx: du, N, f, accumulate: false)
+                        // v = LN(u): du, and dg, dc
+                        layerNormBackward(dv: du, xhat: xhat + (row * S + s - 1) * N, rstd: rstd[row * S + s - 1],
+                                          g: g, N, du: du, dg: dg, dc: dc)
+                        // u = z_t + A_t h^(s-1)
+                        for i in 0..<N { dz[i] += du[i] }
+                        memory.read(t, firstOfStep: s == S, x: inner + (s - 1) * N, du: du, dx: dcur)   // dh^(s-1)
+                    }
+                    activationBackward(dy: dcur, y: inner, dx: dz, N, f, accumulate: true)   // h^(0) = f(z_t)
                 }
-            }
-            ThreadOwnership.forEachSequence(B) { b in
-                let row = b * T + t
-                let ht = h + row * N, dht = dH + row * N, dz = dZ + row * N
-                if S == 0 {                                   // z_t -> h_t = f(z_t)
-                    activationBackward(dy: dht, y: ht, dx: dz, N, f, accumulate: false)
-                    return
-                }
-                memory.beginStep(b, t, h: ht, dh: dht)        // + dL/dA_t through A_t's write
-                let inner = hInner + row * S * N
-                let dcur = scratch.pointer + b * 2 * N, du = dcur + N
-                let dg = dgSeq.pointer + b * N, dc = dcSeq.pointer + b * N
-                dcur.update(from: dht, count: N)             // dL/dh^(S)
-                dz.update(repeating: 0, count: N)
-                for s in stride(from: S, through: 1, by: -1) {
-                    let hs = s == S ? UnsafePointer(ht) : UnsafePointer(inner + s * N)
-                    // h^(s) = f(v): dv = dh^(s) f'(v)   (into du)
-                    activationBackward(dy: dcur, y: hs, dx: du, N, f, accumulate: false)
-                    // v = LN(u): du, and dg, dc
-                    layerNormBackward(dv: du, xhat: xhat + (row * S + s - 1) * N, rstd: rstd[row * S + s - 1],
-                                      g: g, N, du: du, dg: dg, dc: dc)
-                    // u = z_t + A_{t-1} h^(s-1)
-                    for i in 0..<N { dz[i] += du[i] }
-                    memory.read(b, t, x: inner + (s - 1) * N, du: du, dx: dcur)   // dh^(s-1)
-                }
-                activationBackward(dy: dcur, y: inner, dx: dz, N, f, accumulate: true)   // h^(0) = f(z_t)
             }
         }
 
@@ -617,7 +632,7 @@ extension FastWeightsRNN {
                 }
             }
         }
-        withExtendedLifetime((dHbuf, dZbuf, scratch, memory)) {}
+        withExtendedLifetime((dHbuf, dZbuf)) {}
         return FastWeightsRNNGradients(dx: dx, dW: dW, dC: dC, db: db, dg: dgT, dc: dcT)
     }
 }
