@@ -28,7 +28,7 @@ let package = Package(
             name: "CLAPACKE", path: "Modules/CLAPACKE",
             providers: [.apt(["liblapacke-dev"])]),
         .target(name: "FWCore", dependencies: ["CBLAS", "CLAPACKE"]),
-        .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "FeatureMaps/FeatureMaps.md"]),
+        .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "FeatureMaps/FeatureMaps.md", "FastWeightsRNN/FastWeightsRNN.md"]),
         .target(name: "FWModels", dependencies: ["FWCore", "FWOps"]),
         .target(name: "FastWeights", dependencies: ["FWCore", "FWOps", "FWModels"]),
         .target(name: "FWBench", dependencies: ["FastWeights"], path: "Benchmarks/FWBench"),
