@@ -5,5 +5,5 @@ struct OpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "op",
         abstract: "Run one op on .npy files (the conformance command of SPEC.md section 6).",
-        subcommands: [OpFWPCommand.self])
+        subcommands: [OpFWPCommand.self, OpFastRNNCommand.self])
 }
