@@ -40,6 +40,14 @@ struct BenchCommand: ParsableCommand {
                        100 * row.peak_fraction))
             rows.append(row)
         }
+        let rnnCases = FastRNNBenchmarks.standardCases(lengths: quick ? [64] : [64, 512])
+        for (i, c) in rnnCases.enumerated() {
+            let row = try FastRNNBenchmarks.run(c, peak: peak(c.N))
+            log(String(format: "[%d/%d] fast-rnn %@ %@ T=%d: %.0f tokens/s, %.1f GFLOP/s (%.0f%% of peak)",
+                       i + 1, rnnCases.count, row.algo, row.pass, row.T, row.tokens_per_s, row.gflops,
+                       100 * row.peak_fraction))
+            rows.append(row)
+        }
         print(BenchTable.text(rows))
         print("")
         print(FWPBenchmarks.crossoverSummary(rows))
