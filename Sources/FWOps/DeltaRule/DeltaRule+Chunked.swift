@@ -32,7 +32,7 @@ extension DeltaRule {
         let p: UnsafeMutablePointer<Float>
         /// [W | U] `[c, dphi + dv]`.
         let wu: UnsafeMutablePointer<Float>
-        /// Unew `[c, dv]`.
+        /// Unew `[c, dv]` when the forward saves nothing (else it goes to `saved`).
         let unew: UnsafeMutablePointer<Float>
         /// Backward: [dW | dUnew], then [dXk | dXv] `[c, dphi + dv]`.
         let dwu: UnsafeMutablePointer<Float>?
@@ -45,6 +45,9 @@ extension DeltaRule {
             let cc = chunk * chunk
             let count = 3 * cc + chunk * ldwu + chunk * dv + (backward ? chunk * ldwu : 0)
             base = .allocate(capacity: count)
+            // Zeros once: L's upper triangle and diagonal are never written
+            // (the unit-lower solves must not see garbage even if they read it).
+            base.initialize(repeating: 0, count: count)
             g = base
             l = base + cc
             p = base + 2 * cc
@@ -66,8 +69,9 @@ extension DeltaRule {
     /// - Parameters:
     ///   - y: `[T, dv]`, overwritten with the outputs.
     ///   - state: `[dphi, dv]`; in S_0^T, out S_T^T.
-    ///   - saved: `chunkedSavedCount(shape, chunk:)` floats (S^T at the start
-    ///     of every chunk) for the backward, or nil when no backward follows.
+    ///   - saved: `chunkedSavedCount(shape, chunk:)` floats for the backward
+    ///     (S^T at the start of every chunk, `[chunks, dphi, dv]`, then Unew,
+    ///     `[T, dv]`), or nil when no backward follows.
     ///   - q, k: `[T, dphi]`; v: `[T, dv]`; beta: `[T]`.
     ///   - chunk: chunk length C >= 1 (T need not be a multiple of it).
     public static func chunkedForward(
@@ -82,18 +86,20 @@ extension DeltaRule {
         let cmax = min(chunk, T)
         let ws = ChunkWorkspace(chunk: cmax, dphi: dphi, dv: dv, backward: false)
         defer { ws.deallocate() }
+        let savedUnew = saved.map { $0 + shape.chunkCount(chunk) * shape.stateCount }
         var index = 0
         var start = 0
         while start < T {
             let c = min(chunk, T - start)
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dv
             if let saved { (saved + index * shape.stateCount).update(from: state, count: shape.stateCount) }
+            let unew = savedUnew.map { $0 + start * dv } ?? ws.unew
             prepareWY(ws, c: c, k: kc, v: vc, beta: beta + start)
-            correctValues(ws, c: c, state: state)
-            chunkOutputs(ws, c: c, y: y + start * dv, q: qc, k: kc, state: state)
+            correctValues(ws, c: c, unew: unew, state: state)
+            chunkOutputs(ws, c: c, y: y + start * dv, q: qc, k: kc, unew: unew, state: state)
             // S^T <- S^T + K^T Unew
             BLAS.sgemm(.transpose, .none, m: dphi, n: dv, k: c, alpha: 1, a: kc, lda: dphi,
-                       b: ws.unew, ldb: dv, beta: 1, c: state, ldc: dv)
+                       b: unew, ldb: dv, beta: 1, c: state, ldc: dv)
             start += c
             index += 1
         }
@@ -125,24 +131,26 @@ extension DeltaRule {
 
     /// Stage 2, run the state: Unew = U - W S^T (what each step's write adds
     /// once the earlier steps of the chunk and the carried state are removed).
-    private static func correctValues(_ ws: ChunkWorkspace, c: Int, state: UnsafePointer<Float>) {
+    private static func correctValues(_ ws: ChunkWorkspace, c: Int, unew: UnsafeMutablePointer<Float>,
+                                      state: UnsafePointer<Float>) {
         let dphi = ws.dphi, dv = ws.dv, ld = ws.ldwu
-        for i in 0..<c { (ws.unew + i * dv).update(from: ws.wu + i * ld + dphi, count: dv) }
+        for i in 0..<c { (unew + i * dv).update(from: ws.wu + i * ld + dphi, count: dv) }
         BLAS.sgemm(.none, .none, m: c, n: dv, k: dphi, alpha: -1, a: ws.wu, lda: ld,
-                   b: state, ldb: dv, beta: 1, c: ws.unew, ldc: dv)
+                   b: state, ldb: dv, beta: 1, c: unew, ldc: dv)
     }
 
     /// Stage 3, compute the outputs: P = tril(Q K^T), Y = Q S^T + P Unew.
     private static func chunkOutputs(
         _ ws: ChunkWorkspace, c: Int, y: UnsafeMutablePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, state: UnsafePointer<Float>
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, unew: UnsafePointer<Float>,
+        state: UnsafePointer<Float>
     ) {
         let dphi = ws.dphi, dv = ws.dv
         causalScores(ws, c: c, q: q, k: k)
         BLAS.sgemm(.none, .none, m: c, n: dv, k: dphi, alpha: 1, a: q, lda: dphi,
                    b: state, ldb: dv, beta: 0, c: y, ldc: dv)
         BLAS.sgemm(.none, .none, m: c, n: dv, k: c, alpha: 1, a: ws.p, lda: c,
-                   b: ws.unew, ldb: dv, beta: 1, c: y, ldc: dv)
+                   b: unew, ldb: dv, beta: 1, c: y, ldc: dv)
     }
 
     /// P = tril(Q K^T), diagonal kept (y_t reads the state after its write).
@@ -156,8 +164,9 @@ extension DeltaRule {
     }
 
     /// Chunked backward of the delta rule: exact gradients of
-    /// `chunkedForward`, chunk by chunk in reverse, recomputing the WY form of
-    /// each chunk from the saved chunk-start state (see DeltaRule.md).
+    /// `chunkedForward`, chunk by chunk in reverse, from the saved chunk-start
+    /// states and Unew, recomputing each chunk's WY form `[W|U]`, L, G and P
+    /// (see DeltaRule.md).
     ///
     /// Per chunk, with H = S^T at its start and dH = dL/dS^T at its end:
     /// ```
@@ -207,10 +216,10 @@ extension DeltaRule {
             let dqc = dq + start * dphi, dkc = dk + start * dphi, dvc = dv + start * dvSize
             let dbc = dbeta + start
             let h = saved + index * shape.stateCount
+            let unew = saved + chunks * shape.stateCount + start * dvSize
 
-            // Recompute the chunk's forward: [W|U], Unew, P.
+            // Recompute the chunk's [W|U], L, G and P (Unew was saved).
             prepareWY(ws, c: c, k: kc, v: vc, beta: bc)
-            correctValues(ws, c: c, state: h)
             causalScores(ws, c: c, q: qc, k: kc)
 
             // S^T_out = H + K^T Unew, Y = Q H + P Unew:
@@ -221,11 +230,11 @@ extension DeltaRule {
             BLAS.sgemm(.none, .none, m: c, n: dvSize, k: dphi, alpha: 1, a: kc, lda: dphi,
                        b: dh, ldb: dvSize, beta: 1, c: dunew, ldc: ld)
             // dK = Unew dH^T
-            BLAS.sgemm(.none, .transpose, m: c, n: dphi, k: dvSize, alpha: 1, a: ws.unew, lda: dvSize,
+            BLAS.sgemm(.none, .transpose, m: c, n: dphi, k: dvSize, alpha: 1, a: unew, lda: dvSize,
                        b: dh, ldb: dvSize, beta: 0, c: dkc, ldc: dphi)
             // dP = tril(dY Unew^T)  (overwrites P)
             BLAS.sgemm(.none, .transpose, m: c, n: c, k: dvSize, alpha: 1, a: dyc, lda: dvSize,
-                       b: ws.unew, ldb: dvSize, beta: 0, c: ws.p, ldc: c)
+                       b: unew, ldb: dvSize, beta: 0, c: ws.p, ldc: c)
             for i in 0..<c {
                 let pi = ws.p + i * c
                 for j in (i + 1)..<max(i + 1, c) { pi[j] = 0 }

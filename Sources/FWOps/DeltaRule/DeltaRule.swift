@@ -19,8 +19,8 @@ import FWCore
 ///   states.
 /// * **chunked** (`DeltaRule+Chunked.swift`): the WY/UT form of Yang et al.
 ///   (2024); chunks of C steps become `sgemm`s and one triangular solve. The
-///   forward saves the state at the start of every chunk; the backward
-///   recomputes the WY form per chunk. The derivation is in `DeltaRule.md`.
+///   forward saves the state at the start of every chunk and the corrected
+///   values Unew; the backward recomputes the rest of the WY form per chunk. The derivation is in `DeltaRule.md`.
 ///
 /// All pointers are raw row-major arrays of one sequence: `q`, `k` `[T, dphi]`
 /// (already feature-mapped and normalised), `v` `[T, dv]`, `beta` `[T]`,
@@ -36,10 +36,11 @@ public enum DeltaRule {
     }
 
     /// Floats the chunked forward saves for its backward: the state S^T at
-    /// the start of every chunk, `chunkCount * dphi * dv`.
+    /// the start of every chunk (`chunkCount * dphi * dv`), then the corrected
+    /// values Unew of every step (`T * dv`).
     public static func chunkedSavedCount(_ shape: SequenceShape, chunk: Int) -> Int {
         precondition(chunk >= 1, "DeltaRule.chunkedSavedCount: chunk \(chunk) < 1")
-        return shape.chunkCount(chunk) * shape.stateCount
+        return shape.chunkCount(chunk) * shape.stateCount + shape.T * shape.dv
     }
 
     /// Floating-point operations the recurrent form performs (multiply-add =
@@ -77,27 +78,27 @@ public enum DeltaRule {
     static func chunkFlops(c: Double, dphi: Double, dv: Double, backward: Bool) -> Double {
         let n = dphi + dv
         // Prepare the WY form: G = K K^T (full), L = I + strict-lower(B G)
-        // (c^2), B [K|V] (c n), the unit-lower solve for [W|U] (c (c-1) n).
-        let prepare = 2 * c * c * dphi + c * c + c * n + c * (c - 1) * n
+        // (c (c-1) / 2), B [K|V] (c n), the unit-lower solve for [W|U] (c (c-1) n).
+        let prepare = 2 * c * c * dphi + c * (c - 1) / 2 + c * n + c * (c - 1) * n
         // Run the state: Unew = U - W S^T, S^T += K^T Unew.
         let state = 4 * c * dphi * dv
         // Outputs: Y = Q S^T + tril(Q K^T) Unew (full C x C products).
         let outputs = 2 * c * dphi * dv + 2 * c * c * dphi + 2 * c * c * dv
         let forward = prepare + state + outputs
         if !backward { return forward }
-        // Backward = the forward's prepare, Unew and P again, then:
-        let recompute = prepare + 2 * c * dphi * dv + 2 * c * c * dphi
+        // Backward = the forward's prepare and P again (Unew is saved), then:
+        let recompute = prepare + 2 * c * c * dphi
         let back =
             2 * c * c * dv + 2 * c * dphi * dv      // dUnew = P^T dY + K dS^T_out
             + 2 * c * dphi * dv                     // dK = Unew dS^T_out^T
-            + 2 * c * c * dv + c * c                // dP = tril(dY Unew^T)
+            + 2 * c * c * dv                        // dP = tril(dY Unew^T)
             + 2 * c * c * dphi + 2 * c * dphi * dv  // dQ = dP K + dY S_in
             + 2 * c * c * dphi                      // dK += dP^T Q
             + 4 * c * dphi * dv                     // dS^T_in = dS^T_out + Q^T dY - W^T dUnew
             + 2 * c * dphi * dv                     // dW = -dUnew S_in
             + c * (c - 1) * n                       // [dXk|dXv] = L^{-T} [dW|dU]
             + 4 * c * n                             // dV, dbeta, dK += B dXk
-            + 2 * c * c * n + 3 * c * c             // dA = -strict-lower([dXk|dXv] [W|U]^T), dbeta
+            + 2 * c * c * n + 3 * c * (c - 1) / 2   // dA = -strict-lower([dXk|dXv] [W|U]^T), dbeta
             + 2 * c * c * dphi                      // dK += (B dA + (B dA)^T) K
         return forward + recompute + back
     }
