@@ -38,6 +38,10 @@ struct CommandRunner {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args
+        // A crash must fail the test quickly, not wait on the interactive backtracer.
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        p.environment = env
         p.currentDirectoryURL = URL(fileURLWithPath: folder)
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

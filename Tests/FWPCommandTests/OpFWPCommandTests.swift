@@ -104,8 +104,11 @@ final class OpFWPCommandTests: XCTestCase {
         try assertFails(deltaArgs + ["--beta", "v.npy"], mentioning: "beta: expected shape")
         // A wrong dtype and a truncated file.
         var bytes = NPY.encode(Tensor(shape: [B, H, T, dk]))
-        let fortran = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "'<f4'", with: "'<i4'")
-        _ = FileManager.default.createFile(atPath: cli.path("int.npy"), contents: Data(fortran.utf8))
+        var intBytes = bytes
+        if let at = (0..<(bytes.count - 4)).first(where: { Array(bytes[$0..<($0 + 4)]) == Array("'<f4".utf8) }) {
+            intBytes[at + 2] = UInt8(ascii: "i")
+        }
+        _ = FileManager.default.createFile(atPath: cli.path("int.npy"), contents: Data(intBytes))
         try assertFails(sum + ["--q", "int.npy", "--k", "k.npy", "--v", "v.npy"], mentioning: "int.npy: unsupported dtype")
         bytes.removeLast(5)
         _ = FileManager.default.createFile(atPath: cli.path("short.npy"), contents: Data(bytes))

@@ -113,6 +113,7 @@ extension FastWeightProgrammer {
         var dx = Tensor(shape: x.shape)
         let map = featureMap, norm = normalization
         let omegaValues = omega?.storage ?? []
+        let hasOmega = omega != nil
         dout.withUnsafeBufferPointer { gp in
         x.storage.withUnsafeBufferPointer { xp in
         out.withUnsafeBufferPointer { op in
@@ -123,7 +124,7 @@ extension FastWeightProgrammer {
                 let (gp, xp, op, wp, dxp) = ptrs.value
                 map.backward(dx: dxp.baseAddress! + s * T * dk, dout: gp.baseAddress! + s * T * dphi,
                              x: xp.baseAddress! + s * T * dk, out: op.baseAddress! + s * T * dphi,
-                             rows: T, d: dk, omega: wp.baseAddress, normalization: norm)
+                             rows: T, d: dk, omega: hasOmega ? wp.baseAddress : nil, normalization: norm)
             }
         }}}}}
         return dx

@@ -105,6 +105,7 @@ extension FastWeightProgrammer {
         let (T, dk, dphi) = (dims.T, dims.dk, dims.dphi)
         let map = featureMap, norm = normalization
         let omegaValues = omega?.storage ?? []
+        let hasOmega = omega != nil
         x.storage.withUnsafeBufferPointer { xp in
         omegaValues.withUnsafeBufferPointer { op in
         out.withUnsafeMutableBufferPointer { outp in
@@ -112,7 +113,7 @@ extension FastWeightProgrammer {
             ThreadOwnership.forEachSequence(dims.sequences) { s in
                 let (xp, op, outp) = ptrs.value
                 map.forward(out: outp.baseAddress! + s * T * dphi, x: xp.baseAddress! + s * T * dk,
-                            rows: T, d: dk, omega: op.baseAddress, normalization: norm)
+                            rows: T, d: dk, omega: hasOmega ? op.baseAddress : nil, normalization: norm)
             }
         }}}
     }
