@@ -115,7 +115,11 @@ final class SumRuleTests: XCTestCase {
         var saved = [Float](repeating: nan, count: savedCount)
         switch form {
         case .recurrent:
-            SumRule.recurrentForward(y: &y, state: &state, saved: nil, q: p.q, k: p.k, v: p.v, shape: shape)
+            if saveInForward {
+                SumRule.recurrentForward(y: &y, state: &state, saved: &saved, q: p.q, k: p.k, v: p.v, shape: shape)
+            } else {
+                SumRule.recurrentForward(y: &y, state: &state, saved: nil, q: p.q, k: p.k, v: p.v, shape: shape)
+            }
         case .chunked(let c):
             if saveInForward {
                 SumRule.chunkedForward(y: &y, state: &state, saved: &saved, q: p.q, k: p.k, v: p.v,
@@ -134,7 +138,7 @@ final class SumRuleTests: XCTestCase {
         switch form {
         case .recurrent:
             SumRule.recurrentBackward(dq: &dq, dk: &dk, dv: &dv, dstate: &dstate, dy: p.dy,
-                                      q: p.q, k: p.k, v: p.v, finalState: state, saved: nil, shape: shape)
+                                      q: p.q, k: p.k, v: p.v, finalState: state, saved: saved, shape: shape)
         case .chunked(let c):
             SumRule.chunkedBackward(dq: &dq, dk: &dk, dv: &dv, dstate: &dstate, dy: p.dy,
                                     q: p.q, k: p.k, v: p.v, finalState: state, saved: saved,
@@ -295,11 +299,14 @@ final class SumRuleTests: XCTestCase {
     /// Saved counts and flop counts follow their documented formulas.
     func testSavedCountsAndFlops() {
         let s = SequenceShape(T: 100, dphi: 12, dv: 9)
-        XCTAssertEqual(SumRule.recurrentSavedCount(s), 0)
+        XCTAssertEqual(SumRule.recurrentSegment(100), 10)
+        XCTAssertEqual(SumRule.recurrentSegment(101), 11)
+        XCTAssertEqual(SumRule.recurrentSegment(1), 1)
+        XCTAssertEqual(SumRule.recurrentSavedCount(s), 10 * 108)
         XCTAssertEqual(SumRule.chunkedSavedCount(s, chunk: 16), 7 * 108)
         XCTAssertEqual(SumRule.chunkedSavedCount(s, chunk: 100), 108)
         XCTAssertEqual(SumRule.recurrentFlops(s, backward: false), 4 * 108 * 100)
-        XCTAssertEqual(SumRule.recurrentFlops(s, backward: true), 14 * 108 * 100 - 2 * 108)
+        XCTAssertEqual(SumRule.recurrentFlops(s, backward: true), 16 * 108 * 100)
         // T = 100, C = 64: chunks of 64 and 36.
         func fwd(_ L: Double) -> Double { 2 * (2 * L * 108 + L * L * 12 + L * L * 9) }
         func bwd(_ L: Double) -> Double { 2 * (4 * L * 108 + 3 * L * L * 12 + 2 * L * L * 9) }

@@ -16,9 +16,9 @@ import FWCore
 /// Two forms compute the same function:
 ///
 /// * **recurrent** (`SumRule+Recurrent.swift`): token by token, `sger` writes
-///   and `sgemv` reads; its backward reverses the updates
-///   (`P_{t-1} = P_t - k_t v_t^T`), so it saves nothing and needs
-///   O(T d + d^2) memory.
+///   and `sgemv` reads; its backward recomputes each segment of
+///   ceil(sqrt(T)) states from a checkpoint (O(sqrt(T) d^2) memory, never all
+///   T states; see `SumRule.md` for why not reversing the updates).
 /// * **chunked** (`SumRule+Chunked.swift`): chunks of `C` steps,
 ///   `Y_c = Q_c P + tril(Q_c K_c^T) V_c`, `P += K_c^T V_c`, every product an
 ///   `sgemm`; the forward saves the state at the start of every chunk and the
@@ -31,9 +31,18 @@ import FWCore
 /// Kernels never start threads and allocate their scratch once per call.
 /// Outputs are overwritten (never accumulated) and must not alias inputs.
 public enum SumRule {
-    /// Floats `recurrentForward` saves for `recurrentBackward`: none (the
-    /// backward reverses the updates starting from the final state).
-    public static func recurrentSavedCount(_ shape: SequenceShape) -> Int { 0 }
+    /// Floats `recurrentForward` saves for `recurrentBackward`: the state at
+    /// the start of every segment of `recurrentSegment(T)` steps.
+    public static func recurrentSavedCount(_ shape: SequenceShape) -> Int {
+        ((shape.T + recurrentSegment(shape.T) - 1) / recurrentSegment(shape.T)) * shape.stateCount
+    }
+
+    /// Steps per checkpointed segment of the recurrent backward: ceil(sqrt(T)),
+    /// so checkpoints and one segment's recomputed states both hold about
+    /// sqrt(T) states.
+    public static func recurrentSegment(_ T: Int) -> Int {
+        max(1, Int(Double(max(T, 1)).squareRoot().rounded(.up)))
+    }
 
     /// Floats `chunkedForward` saves for `chunkedBackward`: the state `S^T`
     /// `[dphi, dv]` at the start of every chunk, `chunkCount(chunk) * dphi * dv`.
@@ -46,12 +55,13 @@ public enum SumRule {
     ///
     /// Forward, per step: `sger` (2 dphi dv) + `sgemv` (2 dphi dv).
     /// Backward, per step: `sger` for the read, three `sgemv` (dq, dk, dv)
-    /// and, except at the first step, the reversing `sger`: 10 dphi dv.
+    /// and the recomputed write `sger`: 12 dphi dv.
     /// - Parameter backward: false: forward only; true: forward + backward.
     public static func recurrentFlops(_ shape: SequenceShape, backward: Bool) -> Double {
         let T = Double(shape.T), dd = Double(shape.dphi * shape.dv)
         let forward = 4 * dd * T
-        return backward ? forward + 10 * dd * T - 2 * dd : forward
+        // Backward: 5 rank-1/matrix-vector products per step plus the recomputed write.
+        return backward ? forward + 12 * dd * T : forward
     }
 
     /// Floating-point operations of the chunked form (multiply-add = 2),
