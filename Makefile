@@ -3,6 +3,7 @@
 # Every target first makes sure the two Debian packages the engine links
 # (OpenBLAS and LAPACKE) are installed, so a fresh machine needs nothing else.
 
+SHELL      := /bin/bash
 SWIFT      ?= swift
 BUILD_FLAGS ?=
 RELEASE    = -c release
@@ -25,10 +26,17 @@ deps:
 build: deps
 	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS)
 
-# The whole test suite (debug build; a few minutes on 2 cores).
+# The whole test suite (XCTest, debug build). Ends with a plain
+# "N passed, N failed" line read from XCTest's own summary.
 test: deps
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
-	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+	@set -o pipefail; SWIFT_BACKTRACE=enable=no $(SWIFT) test --skip-build --disable-swift-testing $(BUILD_FLAGS) 2>&1 \
+	  | tee .build/test.log; status=$$?; \
+	  summary=$$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
+	  total=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); \
+	  failed=$$(grep -cE "^Test Case .* failed \(" .build/test.log); \
+	  if [ -n "$$summary" ]; then echo "$$((total - failed)) passed, $$failed failed"; fi; \
+	  exit $$status
 
 # Benchmarks: release build; a table on stdout and $(RESULTS)/bench.json.
 bench: deps
