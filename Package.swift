@@ -28,8 +28,8 @@ let package = Package(
             name: "CLAPACKE", path: "Modules/CLAPACKE",
             providers: [.apt(["liblapacke-dev"])]),
         .target(name: "FWCore", dependencies: ["CBLAS", "CLAPACKE"]),
-        .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "FeatureMaps/FeatureMaps.md"]),
-        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"]),
+        .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "FeatureMaps/FeatureMaps.md", "FastWeightsRNN/FastWeightsRNN.md"]),
+        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"], exclude: ["Tasks/AssociativeRetrieval.md"]),
         .target(name: "FastWeights", dependencies: ["FWCore", "FWOps", "FWModels"]),
         .target(name: "FWBench", dependencies: ["FastWeights"], path: "Benchmarks/FWBench"),
         .executableTarget(
