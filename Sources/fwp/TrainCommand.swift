@@ -12,7 +12,7 @@ struct TrainCommand: ParsableCommand {
 
 /// The options that define a retrieval run (shared by `train retrieval` and `reproduce ba2016`).
 struct RetrievalRunOptions: ParsableArguments {
-    @Option(help: "Key-value pairs per sequence, K (T = 2K + 3). Default 8.") var pairs: Int?
+    @Option(help: "Key-value pairs per sequence, K (T = 2K + 3). Default 4.") var pairs: Int?
     @Option(help: "Width of the token embedding. Default 100.") var embedding: Int?
     @Option(help: "Sequences per training step. Default 128.") var batch: Int?
     @Option(help: "Adam's learning rate (constant). Default 0.001.") var lr: Float?

@@ -82,7 +82,7 @@ final class RetrievalModelTests: XCTestCase {
         var store = ParameterStore()
         var rng = SeededRNG(seed: 1)
         let model = try config.makeModel(store: &store, rng: &rng)
-        XCTAssertEqual(model.sequenceLength, 19)
+        XCTAssertEqual(model.sequenceLength, 11)   // K = 4 pairs: 2K + 3
         XCTAssertEqual(store.names, ["embedding.weight", "encoder.W", "encoder.C", "encoder.b", "encoder.g", "encoder.c",
                                      "readout.weight", "readout.bias"])
         XCTAssertEqual(try store.tensor("encoder.W").shape, [20, 20])

@@ -38,7 +38,7 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
     /// Width of the token embedding (the encoder's Din).
     public var embedding: Int = 100
     /// Key-value pairs per sequence, K (T = 2K + 3 tokens).
-    public var pairs: Int = 8
+    public var pairs: Int = 4
     /// The one seed of the run (data, initialisation, minibatch order).
     public var seed: UInt64 = 1
     /// Split sizes (the paper's: 100,000 / 10,000 / 20,000).
