@@ -101,7 +101,7 @@ struct Ba2016Report {
     func markdown() -> String {
         var md = ["# Associative retrieval: Ba et al. 2016, Table 1", ""]
         md.append("Test error (%) on \(config?.testExamples ?? 0) test sequences with the parameters of the best validation error; "
-                  + "the paper's number in parentheses." + (quick ? " **Quick run**: R = 20 only and at most \(rows.map(\.steps).max() ?? 0) steps per model, so the errors are higher than a full run's; the point it shows is the gap between fast weights and the baselines at R = 20." : ""))
+                  + "the paper's number in parentheses." + (quick ? " **Quick run**: R = 20 only and at most \(rows.map(\.steps).max() ?? 0) steps per model (the full run: R = 20, 50, 100 and up to \(Ba2016.fullSteps) steps); the point it shows is the gap between fast weights and the baselines at R = 20." : ""))
         md.append("")
         md.append("| Model | " + hiddenSizes.map { "R = \($0)" }.joined(separator: " | ") + " |")
         md.append("|---|" + hiddenSizes.map { _ in "---|" }.joined())

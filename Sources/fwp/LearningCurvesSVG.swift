@@ -13,8 +13,8 @@ struct LearningCurvesSVG {
     static let dashes = ["", "6,3", "2,3", "10,3,2,3"]
 
     func render() -> String {
-        let (width, height) = (860.0, 440.0)
-        let (left, right, top, bottom) = (64.0, 200.0, 36.0, 52.0)
+        let (width, height) = (880.0, 440.0)
+        let (left, right, top, bottom) = (64.0, 220.0, 36.0, 52.0)
         let plotW = width - left - right, plotH = height - top - bottom
         let maxStep = max(1, report.rows.flatMap { $0.curve.map(\.0) }.max() ?? 1)
         func x(_ s: Double) -> Double { left + plotW * s / maxStep }

@@ -34,10 +34,10 @@ enum Ba2016 {
 
     /// The full table: every model at every R, `fullSteps` steps at most
     /// (each stops early once its validation error has been 0 for `patience` evaluations).
-    static let fullSteps = 50_000
+    static let fullSteps = 100_000
     /// --quick: only R = 20 (the column where the paper's point is), every
     /// model, `quickSteps` steps at most.
-    static let quickSteps = 8_000
+    static let quickSteps = 15_000
     /// Evaluation interval: full and quick.
     static let fullEvalEvery = 1_000
     static let quickEvalEvery = 500
