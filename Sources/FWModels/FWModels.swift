@@ -11,7 +11,14 @@
 //                 clipping by global norm, LearningRateSchedule
 //   Checkpoints/  SafeTensors (the file format), Checkpoint (parameters, Adam's
 //                 moments, step, RNG and sampler state, config)
-//   Training/     MinibatchSampler, FiniteCheck, ProgressReporter, RunLog
+//   Training/     MinibatchSampler, FiniteCheck, ProgressReporter, RunLog,
+//                 RetrievalTrainer (resumable bit-exactly from a checkpoint)
+//   Encoders/     RecurrentEncoder ([B, T, Din] -> [B, T, N], parameters in a
+//                 store): FastWeightsEncoder, IRNNEncoder, LSTMEncoder,
+//                 AssociativeLSTMEncoder
+//   Models/       RetrievalModel (embedding -> encoder -> last state -> softmax)
+//   Experiments/  RetrievalRunConfig (one run of Ba et al. 2016, section 4.1)
+//   Tasks/        AssociativeRetrieval (+ AssociativeRetrieval.md: our choices)
 //
 // Conventions (STYLE.md, after llm.c): forward(out..., inp..., weights...,
 // sizes...) and backward(dinp..., dweights..., dout, inp..., weights...,

@@ -15,7 +15,11 @@ import FWCore
 /// sampler.*           examples, batch_size, drop_last (true/false), epoch,
 ///                     position, epoch_start ("w0,w1,w2,w3")   (when there is a sampler)
 /// config              the caller's free-form string (JSON by convention)
+/// snapshots           comma-separated prefixes of extra parameter sets     (when there are any)
 /// ```
+///
+/// Snapshots are extra copies of the parameters (e.g. the values with the
+/// best validation error so far), stored as `<prefix>.<name>` tensors.
 ///
 /// Writing is atomic. Reading checks the file completely before touching
 /// the model, so a bad file leaves the store and optimiser as they were;
@@ -25,7 +29,10 @@ public enum Checkpoint {
     public static let format = "fastweights.checkpoint.v1"
 
     /// Writes the parameters, Adam's moments and `state` to `path` atomically.
-    public static func write(to path: String, store: ParameterStore, optimizer: Adam, state: TrainingState) throws {
+    /// `snapshots` are extra parameter sets in the store's flat layout, each
+    /// written as `<prefix>.<name>` tensors (read back with `readSnapshot`).
+    public static func write(to path: String, store: ParameterStore, optimizer: Adam, state: TrainingState,
+                             snapshots: [(prefix: String, values: [Float])] = []) throws {
         var entries: [SafeTensors.Entry] = []
         for s in store {
             entries.append(SafeTensors.Entry(name: s.name, shape: s.shape, values: store.values[s.range]))
@@ -36,6 +43,13 @@ public enum Checkpoint {
         precondition(m.count == store.count, "Checkpoint.write: Adam has moments for \(m.count) numbers, the store \(store.count)")
         for s in store { entries.append(SafeTensors.Entry(name: "adam.m.\(s.name)", shape: s.shape, values: m[s.range])) }
         for s in store { entries.append(SafeTensors.Entry(name: "adam.v.\(s.name)", shape: s.shape, values: v[s.range])) }
+        for snapshot in snapshots {
+            precondition(snapshot.values.count == store.count && !snapshot.prefix.isEmpty && !snapshot.prefix.contains(","),
+                         "Checkpoint.write: snapshot '\(snapshot.prefix)' has \(snapshot.values.count) numbers, the store \(store.count)")
+            for s in store {
+                entries.append(SafeTensors.Entry(name: "\(snapshot.prefix).\(s.name)", shape: s.shape, values: snapshot.values[s.range]))
+            }
+        }
 
         var meta: [String: String] = [
             "format": format,
@@ -52,6 +66,7 @@ public enum Checkpoint {
             meta["sampler.position"] = String(s.position)
             meta["sampler.epoch_start"] = words(s.epochStart)
         }
+        if !snapshots.isEmpty { meta["snapshots"] = snapshots.map(\.prefix).joined(separator: ",") }
         try SafeTensors.write(entries, metadata: meta, to: path)
     }
 
@@ -86,7 +101,20 @@ public enum Checkpoint {
         return contents.metadata
     }
 
+    /// The snapshot `prefix` (see `write`) in the store's flat layout, or nil
+    /// when the file has none of that name. Throws `FWError.file` naming
+    /// `path` for a malformed file or a snapshot that does not fit the model.
+    public static func readSnapshot(_ path: String, prefix: String, store: ParameterStore) throws -> [Float]? {
+        let contents = try SafeTensors.read(path)
+        guard snapshotPrefixes(contents.metadata).contains(prefix) else { return nil }
+        return try gather(contents, prefix: prefix + ".", store: store, path: path)
+    }
+
     // MARK: helpers
+
+    private static func snapshotPrefixes(_ meta: [String: String]) -> [String] {
+        (meta["snapshots"] ?? "").split(separator: ",").map(String.init)
+    }
 
     /// The tensors `<prefix><name>` for every parameter, as one flat array in the store's layout.
     private static func gather(_ contents: SafeTensors.Contents, prefix: String,
@@ -108,11 +136,15 @@ public enum Checkpoint {
     /// A tensor that belongs to no parameter means the file is of another model.
     private static func rejectUnknown(_ contents: SafeTensors.Contents, store: ParameterStore,
                                       path: String, allowAdam: Bool) throws {
+        let snapshots = snapshotPrefixes(contents.metadata).map { $0 + "." }
         for name in contents.names {
             var base = name
             if allowAdam {
                 if name.hasPrefix("adam.m.") { base = String(name.dropFirst(7)) }
                 else if name.hasPrefix("adam.v.") { base = String(name.dropFirst(7)) }
+            }
+            if let p = snapshots.first(where: { name.hasPrefix($0) }), store.slice(named: name) == nil {
+                base = String(name.dropFirst(p.count))
             }
             if store.slice(named: base) == nil && store.slice(named: name) == nil {
                 throw FWError.file(path: path, reason: "tensor '\(name)' is not a parameter of this model")

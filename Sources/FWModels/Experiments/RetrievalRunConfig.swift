@@ -1,0 +1,168 @@
+import Foundation
+import FWCore
+import FWOps
+
+/// The four models of Ba et al. 2016, Table 1, as the command line spells them.
+public enum RetrievalModelKind: String, Codable, CaseIterable, Sendable {
+    case fastWeights = "fast-weights"
+    case irnn
+    case lstm
+    case alstm
+
+    /// The name the paper's table uses.
+    public var displayName: String {
+        switch self {
+        case .fastWeights: return "Fast weights"
+        case .irnn: return "IRNN"
+        case .lstm: return "LSTM"
+        case .alstm: return "A-LSTM"
+        }
+    }
+}
+
+/// Everything that defines one associative-retrieval run: the model, the
+/// data, the optimiser and the stopping rule. Stored as JSON in every
+/// checkpoint (`json`), so that `fwp eval` and `--resume` can rebuild the
+/// exact model and data from the file alone.
+///
+/// Seeds: the data splits come from `AssociativeRetrieval.splits(seed:)`;
+/// the parameters are drawn from `SeededRNG(seed: seed ^ initSalt)` and the
+/// minibatch order from `SeededRNG(seed: seed ^ samplerSalt)`, so one seed
+/// fixes the whole run. Defaults and their reasons:
+/// `Sources/FWModels/Tasks/AssociativeRetrieval.md`.
+public struct RetrievalRunConfig: Codable, Equatable, Sendable {
+    /// Which encoder.
+    public var model: RetrievalModelKind
+    /// R, the number of hidden units of the encoder.
+    public var hidden: Int
+    /// Width of the token embedding (the encoder's Din).
+    public var embedding: Int = 100
+    /// Key-value pairs per sequence, K (T = 2K + 3 tokens).
+    public var pairs: Int = 4
+    /// The one seed of the run (data, initialisation, minibatch order).
+    public var seed: UInt64 = 1
+    /// Split sizes (the paper's: 100,000 / 10,000 / 20,000).
+    public var trainExamples: Int = 100_000
+    public var validationExamples: Int = 10_000
+    public var testExamples: Int = 20_000
+    /// Sequences per training step.
+    public var batchSize: Int = 128
+    /// Adam's step size (constant).
+    public var learningRate: Float = 1e-3
+    /// Clip gradients to this global L2 norm; 0: no clipping.
+    public var clipNorm: Float = 0
+    /// Stop after this many steps at the latest.
+    public var maxSteps: Int = 20_000
+    /// Evaluate on the validation split (and log, and checkpoint) every this many steps.
+    public var evalEvery: Int = 500
+    /// Stop once the validation error has been 0 at this many evaluations in a row.
+    public var patience: Int = 5
+    /// Sequences per batch when evaluating a split.
+    public var evalBatchSize: Int = 1000
+    /// Fast weights: decay lambda, fast learning rate eta, inner steps S, activation.
+    public var lambda: Float = 0.95
+    public var eta: Float = 0.5
+    public var innerSteps: Int = 1
+    public var activation: String = "relu"
+    /// Fast weights: which form of the op runs ("explicit" or "attention"; same function).
+    public var algorithm: String = "explicit"
+    /// Fast weights: how W starts: "normal" (N(0, 1/N)) or "identity:<scale>".
+    public var recurrentInit: String = "identity:0.05"
+    /// A-LSTM: redundant memory copies.
+    public var copies: Int = 4
+
+    /// A configuration with the defaults for everything but the model and R.
+    public init(model: RetrievalModelKind, hidden: Int) {
+        self.model = model
+        self.hidden = hidden
+    }
+
+    /// Mixed into `seed` for the parameter initialisation.
+    public static let initSalt: UInt64 = 0x1A2B_3C4D_5E6F_7081
+    /// Mixed into `seed` for the minibatch order.
+    public static let samplerSalt: UInt64 = 0x5A3D_1F0E_9C8B_7A69
+
+    /// Throws `FWError.invalidArgument` naming the first bad field.
+    public func validate() throws {
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
+            if !ok { throw FWError.invalidArgument(message()) }
+        }
+        try check(hidden >= 1, "--hidden must be >= 1, got \(hidden)")
+        try check(model != .alstm || hidden % 2 == 0, "--hidden must be even for the A-LSTM (N/2 complex units), got \(hidden)")
+        try check(embedding >= 1, "--embedding must be >= 1, got \(embedding)")
+        try check((1...26).contains(pairs), "--pairs must be 1...26 (distinct letters), got \(pairs)")
+        try check(trainExamples >= 1 && validationExamples >= 1 && testExamples >= 1,
+                  "split sizes must be >= 1, got \(trainExamples) / \(validationExamples) / \(testExamples)")
+        try check(batchSize >= 1 && batchSize <= trainExamples,
+                  "--batch must be 1...\(trainExamples) (the training examples), got \(batchSize)")
+        try check(learningRate.isFinite && learningRate > 0, "--lr must be positive, got \(learningRate)")
+        try check(clipNorm.isFinite && clipNorm >= 0, "--clip must be >= 0 (0: none), got \(clipNorm)")
+        try check(maxSteps >= 1, "--steps must be >= 1, got \(maxSteps)")
+        try check(evalEvery >= 1, "--eval-every must be >= 1, got \(evalEvery)")
+        try check(patience >= 1, "--patience must be >= 1, got \(patience)")
+        try check(evalBatchSize >= 1, "--eval-batch must be >= 1, got \(evalBatchSize)")
+        try check(lambda.isFinite && eta.isFinite, "lambda and eta must be finite")
+        try check(innerSteps >= 0, "inner steps must be >= 0, got \(innerSteps)")
+        try check(FastWeightsRNNConfig.Activation(rawValue: activation) != nil,
+                  "activation must be relu or tanh, got '\(activation)'")
+        try check(FastWeightsRNNAlgorithm(rawValue: algorithm) != nil,
+                  "algorithm must be explicit or attention, got '\(algorithm)'")
+        _ = try fastWeightsRecurrentInitialization()
+        try check(copies >= 1, "--copies must be >= 1, got \(copies)")
+    }
+
+    /// `recurrentInit` parsed.
+    public func fastWeightsRecurrentInitialization() throws -> FastWeightsEncoder.RecurrentInitialization {
+        if recurrentInit == "normal" { return .normal }
+        if recurrentInit.hasPrefix("identity:"), let s = Float(recurrentInit.dropFirst("identity:".count)), s.isFinite {
+            return .scaledIdentity(s)
+        }
+        throw FWError.invalidArgument("recurrent init must be 'normal' or 'identity:<scale>', got '\(recurrentInit)'")
+    }
+
+    /// The task (K pairs).
+    public func task() throws -> AssociativeRetrieval { try AssociativeRetrieval(pairs: pairs) }
+
+    /// Builds the model, registering its parameters in `store` (drawn from `rng`).
+    public func makeModel(store: inout ParameterStore, rng: inout SeededRNG) throws -> any SequenceClassifier {
+        try validate()
+        let task = try task()
+        let (V, C, T, E, N) = (AssociativeRetrieval.vocabularySize, AssociativeRetrieval.classCount,
+                               task.length, embedding, hidden)
+        switch model {
+        case .fastWeights:
+            let fw = FastWeightsRNNConfig(lambda: lambda, eta: eta, innerSteps: innerSteps,
+                                          activation: FastWeightsRNNConfig.Activation(rawValue: activation)!)
+            let algo = FastWeightsRNNAlgorithm(rawValue: algorithm)!
+            let initW = try fastWeightsRecurrentInitialization()
+            return RetrievalModel(vocabularySize: V, embeddingSize: E, classes: C, sequenceLength: T,
+                                  store: &store, rng: &rng) { input, store, rng in
+                FastWeightsEncoder(input: input, hidden: N, config: fw, algorithm: algo,
+                                   recurrentInitialization: initW, store: &store, rng: &rng)
+            }
+        case .irnn:
+            return RetrievalModel(vocabularySize: V, embeddingSize: E, classes: C, sequenceLength: T,
+                                  store: &store, rng: &rng) { input, store, rng in
+                IRNNEncoder(input: input, hidden: N, store: &store, rng: &rng)
+            }
+        case .lstm:
+            return RetrievalModel(vocabularySize: V, embeddingSize: E, classes: C, sequenceLength: T,
+                                  store: &store, rng: &rng) { input, store, rng in
+                LSTMEncoder(input: input, hidden: N, store: &store, rng: &rng)
+            }
+        case .alstm:
+            let k = copies
+            return RetrievalModel(vocabularySize: V, embeddingSize: E, classes: C, sequenceLength: T,
+                                  store: &store, rng: &rng) { input, store, rng in
+                AssociativeLSTMEncoder(input: input, hidden: N, copies: k, store: &store, rng: &rng)
+            }
+        }
+    }
+
+    /// Compact JSON (sorted keys).
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+}

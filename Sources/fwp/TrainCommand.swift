@@ -1,0 +1,128 @@
+import ArgumentParser
+import FastWeights
+import Foundation
+
+/// `fwp train ...`: train a model of one of the papers' experiments.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model on one of the papers' tasks.",
+        subcommands: [TrainRetrievalCommand.self])
+}
+
+/// The options that define a retrieval run (shared by `train retrieval` and `reproduce ba2016`).
+struct RetrievalRunOptions: ParsableArguments {
+    @Option(help: "Key-value pairs per sequence, K (T = 2K + 3). Default 4.") var pairs: Int?
+    @Option(help: "Width of the token embedding. Default 100.") var embedding: Int?
+    @Option(help: "Sequences per training step. Default 128.") var batch: Int?
+    @Option(help: "Adam's learning rate (constant). Default 0.001.") var lr: Float?
+    @Option(help: "Clip gradients to this global L2 norm (0: no clipping). Default 0.") var clip: Float?
+    @Option(help: "The run's seed (data, initialisation, minibatch order). Default 1.") var seed: UInt64?
+    @Option(name: .customLong("eval-every"), help: "Evaluate, log and checkpoint every this many steps. Default 500.")
+    var evalEvery: Int?
+    @Option(help: "Stop after this many evaluations in a row at 0% validation error. Default 5.") var patience: Int?
+    @Option(name: .customLong("train-examples"), help: "Training examples. Default 100000.") var trainExamples: Int?
+    @Option(name: .customLong("validation-examples"), help: "Validation examples. Default 10000.") var validationExamples: Int?
+    @Option(name: .customLong("test-examples"), help: "Test examples. Default 20000.") var testExamples: Int?
+    @Option(name: .customLong("eval-batch"), help: "Sequences per batch when evaluating. Default 1000.") var evalBatch: Int?
+    @Option(help: "Fast weights: explicit or attention (the same function). Default explicit.") var algorithm: String?
+    @Option(name: .customLong("recurrent-init"), help: "Fast weights: W's start, normal or identity:<scale>. Default identity:0.05.")
+    var recurrentInit: String?
+    @Option(help: "A-LSTM: redundant memory copies. Default 4.") var copies: Int?
+
+    /// The options the user gave, by flag (for the error when combined with --resume).
+    var given: [String] {
+        var g: [String] = []
+        if pairs != nil { g.append("--pairs") }
+        if embedding != nil { g.append("--embedding") }
+        if batch != nil { g.append("--batch") }
+        if lr != nil { g.append("--lr") }
+        if clip != nil { g.append("--clip") }
+        if seed != nil { g.append("--seed") }
+        if evalEvery != nil { g.append("--eval-every") }
+        if patience != nil { g.append("--patience") }
+        if trainExamples != nil { g.append("--train-examples") }
+        if validationExamples != nil { g.append("--validation-examples") }
+        if testExamples != nil { g.append("--test-examples") }
+        if evalBatch != nil { g.append("--eval-batch") }
+        if algorithm != nil { g.append("--algorithm") }
+        if recurrentInit != nil { g.append("--recurrent-init") }
+        if copies != nil { g.append("--copies") }
+        return g
+    }
+
+    /// Applies the given options to `c`.
+    func apply(to c: inout RetrievalRunConfig) {
+        if let pairs { c.pairs = pairs }
+        if let embedding { c.embedding = embedding }
+        if let batch { c.batchSize = batch }
+        if let lr { c.learningRate = lr }
+        if let clip { c.clipNorm = clip }
+        if let seed { c.seed = seed }
+        if let evalEvery { c.evalEvery = evalEvery }
+        if let patience { c.patience = patience }
+        if let trainExamples { c.trainExamples = trainExamples }
+        if let validationExamples { c.validationExamples = validationExamples }
+        if let testExamples { c.testExamples = testExamples }
+        if let evalBatch { c.evalBatchSize = evalBatch }
+        if let algorithm { c.algorithm = algorithm }
+        if let recurrentInit { c.recurrentInit = recurrentInit }
+        if let copies { c.copies = copies }
+    }
+}
+
+/// Parses a model name as the command line spells it.
+func parseModel(_ text: String) throws -> RetrievalModelKind {
+    guard let m = RetrievalModelKind(rawValue: text) else {
+        throw FWError.invalidArgument("unknown model '\(text)' (use fast-weights, irnn, lstm or alstm)")
+    }
+    return m
+}
+
+/// `fwp train retrieval`: the associative retrieval task of Ba et al. 2016.
+struct TrainRetrievalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrieval",
+        abstract: "Train on associative retrieval (Ba et al. 2016, section 4.1).",
+        discussion: """
+            Writes DIR/log.csv (one row per evaluation), DIR/checkpoint.safetensors (at every \
+            evaluation: resumable with --resume) and DIR/summary.json, and prints the test error \
+            of the parameters with the best validation error. With --resume, the model, data and \
+            optimiser come from the checkpoint; only --steps and --out may be given.
+            """)
+
+    @Option(help: "fast-weights, irnn, lstm or alstm.") var model: String?
+    @Option(help: "R, the number of hidden units.") var hidden: Int?
+    @Option(help: "Stop after this many steps at the latest. Default 20000.") var steps: Int?
+    @OptionGroup var options: RetrievalRunOptions
+    @Option(help: "Output folder. Default runs/<model>-R<hidden>, or the checkpoint's folder with --resume.")
+    var out: String?
+    @Option(help: "Resume the run saved in this checkpoint.") var resume: String?
+    @Flag(help: "No progress output on stderr.") var quiet = false
+
+    func run() throws {
+        let trainer: RetrievalTrainer
+        if let resume {
+            let conflicting = (model != nil ? ["--model"] : []) + (hidden != nil ? ["--hidden"] : []) + options.given
+            if let first = conflicting.first {
+                throw FWError.invalidArgument("\(first) cannot be combined with --resume (the checkpoint's configuration is used; only --steps and --out may change)")
+            }
+            trainer = try RetrievalTrainer(resumingFrom: resume, maxSteps: steps)
+        } else {
+            guard let model else { throw FWError.invalidArgument("missing --model (fast-weights, irnn, lstm or alstm)") }
+            guard let hidden else { throw FWError.invalidArgument("missing --hidden R") }
+            var config = RetrievalRunConfig(model: try parseModel(model), hidden: hidden)
+            options.apply(to: &config)
+            if let steps { config.maxSteps = steps }
+            try config.validate()
+            trainer = try RetrievalTrainer(config: config)
+        }
+        let c = trainer.config
+        let dir = out ?? (resume.map { ($0 as NSString).deletingLastPathComponent } ?? "runs/\(c.model.rawValue)-R\(c.hidden)")
+        let folder = dir.isEmpty ? "." : dir
+        if resume == nil { RetrievalRunner.clearPreviousRun(folder) }
+        let label = "\(c.model.displayName) R=\(c.hidden)"
+        let outcome = try RetrievalRunner.run(trainer, dir: folder, label: label, quiet: quiet)
+        print(RetrievalRunner.finalLine(outcome))
+    }
+}
