@@ -17,7 +17,7 @@ public enum FWPBenchmarks {
         var cases: [Case] = []
         for d in dims {
             for rule in FastWeightRule.allCases {
-                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: FastWeightProgrammer.defaultChunk)] {
+                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32), .chunked(size: 64)] {
                     for backward in [false, true] {
                         cases.append(Case(rule: rule, algorithm: algorithm, backward: backward, T: T, d: d))
                     }
@@ -65,8 +65,21 @@ extension FWPBenchmarks {
         var cases: [Case] = []
         for d in dims {
             for rule in FastWeightRule.allCases {
-                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: FastWeightProgrammer.defaultChunk)] {
+                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32), .chunked(size: 64)] {
                     cases.append(Case(rule: rule, algorithm: algorithm, backward: true, T: T, d: d))
+                }
+            }
+        }
+        return cases
+    }
+
+    /// Forward+backward at T = 16 and 64, d = 64: where short sequences cross over.
+    public static func shortSequenceCases() -> [Case] {
+        var cases: [Case] = []
+        for T in [16, 64] {
+            for rule in FastWeightRule.allCases {
+                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32)] {
+                    cases.append(Case(rule: rule, algorithm: algorithm, backward: true, B: 4, H: 8, T: T, d: 64))
                 }
             }
         }
@@ -75,17 +88,18 @@ extension FWPBenchmarks {
 
     /// One line per (rule, pass, d): which algorithm was faster, and by how much.
     public static func crossoverSummary(_ rows: [BenchRow]) -> String {
-        var lines = ["Recurrent vs chunked (time ratio recurrent/chunked; > 1 means chunked is faster):"]
+        var lines = ["Recurrent vs the fastest chunked row (time ratio recurrent/chunked; > 1 means chunked is faster):"]
         var seen = Set<String>()
         for r in rows where r.algo == "recurrent" {
-            let key = "\(r.op) \(r.pass) d=\(r.dk)"
+            let key = "\(r.op) \(r.pass) d=\(r.dk) T=\(r.T)"
             guard !seen.contains(key),
-                  let c = rows.first(where: { $0.op == r.op && $0.pass == r.pass && $0.dk == r.dk && $0.algo == "chunked" })
+                  let c = rows.filter({ $0.op == r.op && $0.pass == r.pass && $0.dk == r.dk && $0.T == r.T && $0.algo == "chunked" })
+                      .min(by: { $0.seconds < $1.seconds })
             else { continue }
             seen.insert(key)
             let ratio = r.seconds / c.seconds
-            lines.append(String(format: "  %@ %@ d=%d: %.2fx -> %@", r.op, r.pass, r.dk, ratio,
-                                ratio > 1 ? "chunked" : "recurrent"))
+            lines.append(String(format: "  %@ %@ T=%d d=%d: %.2fx -> %@", r.op, r.pass, r.T, r.dk, ratio,
+                                ratio > 1 ? "chunked(\(c.chunk ?? 0))" : "recurrent"))
         }
         return lines.joined(separator: "\n")
     }

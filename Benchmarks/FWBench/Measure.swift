@@ -1,6 +1,10 @@
 import FastWeights
 import Foundation
 
+/// glibc's `malloc_trim` (malloc.h is not in Swift's Glibc module).
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+
 /// Timing and memory probes for the benchmarks.
 public enum Measure {
     /// Best wall-clock seconds of `body` over repetitions: one warm-up call,
@@ -26,6 +30,9 @@ public enum Measure {
     /// (Linux: writing 5 to /proc/self/clear_refs), so the next
     /// `peakResidentMiB()` reports the peak of what runs in between.
     public static func resetPeakResident() {
+        // Give back freed heap first (the tool keeps it, see MemoryPolicy), so
+        // the peak measured next is this pass's own.
+        _ = glibcMallocTrim(0)
         if let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
             h.write("5".data(using: .utf8)!)
             try? h.close()

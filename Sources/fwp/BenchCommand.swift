@@ -32,7 +32,7 @@ struct BenchCommand: ParsableCommand {
         var rows: [BenchRow] = []
         let dims = quick ? [64] : [64, 128]
         let cases = FWPBenchmarks.standardCases(dims: dims, T: T)
-            + FWPBenchmarks.crossoverCases(dims: [16, 32], T: T)
+            + FWPBenchmarks.crossoverCases(dims: [4, 8, 16, 32], T: T) + FWPBenchmarks.shortSequenceCases()
         for (i, c) in cases.enumerated() {
             let row = try FWPBenchmarks.run(c, peak: peak(c.d))
             log(String(format: "[%d/%d] %@ %@ %@ d=%d: %.0f tokens/s, %.1f GFLOP/s (%.0f%% of peak)",

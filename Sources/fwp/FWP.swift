@@ -23,6 +23,7 @@ struct FWP: ParsableCommand {
 
     static func main() {
         BLASCoreFix.reexecIfNeeded()
+        MemoryPolicy.apply()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -16,7 +16,7 @@ struct OpFWPCommand: ParsableCommand {
     @Option(help: "Normalisation of phi(k), phi(q): none, sum or l2.") var norm: String
     @Flag(help: "Divide by z_t . q'_t + 1e-6 (sum rule, non-negative phi, no --state).") var denominator = false
     @Option(help: "recurrent or chunked (default: the engine's choice).") var algo: String?
-    @Option(help: "Chunk length of the chunked algorithm.") var chunk: Int = FastWeightProgrammer.defaultChunk
+    @Option(help: "Chunk length of the chunked algorithm (default 64).") var chunk: Int?
     @Option(help: "Queries [B, H, T, Dk].") var q: String
     @Option(help: "Keys [B, H, T, Dk].") var k: String
     @Option(help: "Values [B, H, T, Dv].") var v: String
@@ -32,12 +32,12 @@ struct OpFWPCommand: ParsableCommand {
         let phi = try FeatureMap(parsing: phi)
         let norm = try FeatureNormalization(parsing: norm)
         if dstate != nil && dy == nil { throw FWError.invalidArgument("--dstate needs --dy") }
-        if chunk < 1 { throw FWError.invalidArgument("--chunk must be at least 1, got \(chunk)") }
+        if let chunk, chunk < 1 { throw FWError.invalidArgument("--chunk must be at least 1, got \(chunk)") }
         let algorithm: FWPAlgorithm?
         switch algo {
         case nil: algorithm = nil
         case "recurrent"?: algorithm = .recurrent
-        case "chunked"?: algorithm = .chunked(size: chunk)
+        case "chunked"?: algorithm = .chunked(size: chunk ?? FastWeightProgrammer.defaultChunk)
         case let other?: throw FWError.invalidArgument("unknown --algo '\(other)' (expected recurrent or chunked)")
         }
         if rule == .sum && beta != nil { throw FWError.invalidArgument("--beta is for the delta rule only") }

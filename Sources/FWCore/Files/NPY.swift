@@ -64,7 +64,7 @@ public enum NPY {
             throw fail("unsupported .npy version \(major).\(bytes[7])")
         }
         guard bytes.count >= headerStart + headerLength else { throw fail("truncated .npy header") }
-        guard let header = String(validatingUTF8: bytes[headerStart..<(headerStart + headerLength)].map { CChar(bitPattern: $0) } + [0]) else {
+        guard let header = String(validating: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self) else {
             throw fail("header is not text")
         }
         let fields = try parseHeader(header, fail: fail)

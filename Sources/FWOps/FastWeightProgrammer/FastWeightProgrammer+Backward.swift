@@ -23,7 +23,7 @@ extension FastWeightProgrammer {
         //    do = dy / den,  dden = -sum_j dy_j o_j / den^2 = -sum_j dy_j y_j / den.
         var dyInner: [Float]
         if op.denominator {
-            dyInner = [Float](repeating: 0, count: BH * T * dvi)
+            dyInner = [Float].uninitialized(count: BH * T * dvi)
             for r in 0..<(BH * T) {
                 let den = cache.numerators[r * dvi + dv]
                 var dden: Float = 0
@@ -48,10 +48,10 @@ extension FastWeightProgrammer {
         }
 
         // 3. The kernels' backward, sequences in parallel.
-        var dqf = [Float](repeating: 0, count: BH * T * dphi)
-        var dkf = [Float](repeating: 0, count: BH * T * dphi)
-        var dvInner = [Float](repeating: 0, count: BH * T * dvi)
-        var dbeta = [Float](repeating: 0, count: op.rule == .delta ? BH * T : 0)
+        var dqf = [Float].uninitialized(count: BH * T * dphi)
+        var dkf = [Float].uninitialized(count: BH * T * dphi)
+        var dvInner = [Float].uninitialized(count: BH * T * dvi)
+        var dbeta = [Float].uninitialized(count: op.rule == .delta ? BH * T : 0)
         let savedCount = cache.savedCount
         cache.qf.withUnsafeBufferPointer { qp in
         cache.kf.withUnsafeBufferPointer { kp in
@@ -88,15 +88,16 @@ extension FastWeightProgrammer {
         let dqRaw = op.featureMapBackward(dout: dqf, x: cache.q, out: cache.qf, omega: cache.omega, dims: dims)
         let dkRaw = op.featureMapBackward(dout: dkf, x: cache.k, out: cache.kf, omega: cache.omega, dims: dims)
 
-        var dvOut = Tensor(shape: [B, H, T, dv])
+        var dvOut: Tensor
         if op.denominator {
+            dvOut = Tensor.uninitialized(shape: [B, H, T, dv])
             for r in 0..<(BH * T) {
                 for j in 0..<dv { dvOut.storage[r * dv + j] = dvInner[r * dvi + j] }
             }
         } else {
-            dvOut.storage = dvInner
+            dvOut = Tensor(shape: [B, H, T, dv], storage: dvInner)
         }
-        var dS0 = Tensor(shape: [B, H, dv, dphi])
+        var dS0 = Tensor.uninitialized(shape: [B, H, dv, dphi])
         for s in 0..<BH {
             transposeInto(&dS0.storage, offset: s * dv * dphi, ld: dphi,
                           from: dStates, sourceOffset: s * dphi * dvi, rows: dphi, cols: dv, sourceLD: dvi)
@@ -110,7 +111,7 @@ extension FastWeightProgrammer {
     /// dL/dx from dL/d(n(phi(x))) over `[BH, T, Dk]` rows, in parallel over sequences.
     func featureMapBackward(dout: [Float], x: Tensor, out: [Float], omega: Tensor?, dims: FWPDims) -> Tensor {
         let (T, dk, dphi) = (dims.T, dims.dk, dims.dphi)
-        var dx = Tensor(shape: x.shape)
+        var dx = Tensor.uninitialized(shape: x.shape)
         let map = featureMap, norm = normalization
         let omegaValues = omega?.storage ?? []
         let hasOmega = omega != nil

@@ -22,8 +22,9 @@ extension FastWeightProgrammer {
         let shape = dims.kernelShape
 
         // 1. Feature map and normalisation: q' = n(phi(q)), k' = n(phi(k)), [BH, T, Dphi].
-        var qf = [Float](repeating: 0, count: BH * T * dphi)
-        var kf = [Float](repeating: 0, count: BH * T * dphi)
+        // (Every buffer a kernel overwrites whole is left uninitialised.)
+        var qf = [Float].uninitialized(count: BH * T * dphi)
+        var kf = [Float].uninitialized(count: BH * T * dphi)
         applyFeatureMap(out: &qf, x: q, omega: omega, dims: dims)
         applyFeatureMap(out: &kf, x: k, omega: omega, dims: dims)
 
@@ -31,9 +32,10 @@ extension FastWeightProgrammer {
         //    carries the denominator z_t . q'_t through the same recurrence.
         let vInner: [Float]
         if denominator {
-            var w = [Float](repeating: 1, count: BH * T * dvi)
+            var w = [Float].uninitialized(count: BH * T * dvi)
             for r in 0..<(BH * T) {
                 for j in 0..<dv { w[r * dvi + j] = v.storage[r * dv + j] }
+                w[r * dvi + dv] = 1
             }
             vInner = w
         } else {
@@ -52,8 +54,8 @@ extension FastWeightProgrammer {
 
         // 4. The recurrence, one kernel call per sequence, sequences in parallel.
         let savedCount = saveForBackward ? Self.savedCount(rule: rule, algorithm: algorithm, shape: shape) : 0
-        var saved = [Float](repeating: 0, count: BH * savedCount)
-        var yInner = [Float](repeating: 0, count: BH * T * dvi)
+        var saved = [Float].uninitialized(count: BH * savedCount)
+        var yInner = [Float].uninitialized(count: BH * T * dvi)
         qf.withUnsafeBufferPointer { qp in
         kf.withUnsafeBufferPointer { kp in
         vInner.withUnsafeBufferPointer { vp in
@@ -75,17 +77,19 @@ extension FastWeightProgrammer {
         }}}}}}}
 
         // 5. Outputs: y = numerator / (z . q' + 1e-6) with the denominator.
-        var y = Tensor(shape: [dims.B, dims.H, T, dv])
+        let y: Tensor
         if denominator {
+            var out = Tensor.uninitialized(shape: [dims.B, dims.H, T, dv])
             for r in 0..<(BH * T) {
                 let den = yInner[r * dvi + dv] + 1e-6
                 yInner[r * dvi + dv] = den
-                for j in 0..<dv { y.storage[r * dv + j] = yInner[r * dvi + j] / den }
+                for j in 0..<dv { out.storage[r * dv + j] = yInner[r * dvi + j] / den }
             }
+            y = out
         } else {
-            y.storage = yInner
+            y = Tensor(shape: [dims.B, dims.H, T, dv], storage: yInner)
         }
-        var finalState = Tensor(shape: [dims.B, dims.H, dv, dphi])
+        var finalState = Tensor.uninitialized(shape: [dims.B, dims.H, dv, dphi])
         for s in 0..<BH {
             transposeInto(&finalState.storage, offset: s * dv * dphi, ld: dphi,
                           from: states, sourceOffset: s * dphi * dvi, rows: dphi, cols: dv, sourceLD: dvi)
