@@ -225,17 +225,9 @@ extension AssociativeLSTM {
                 }
             }
         }
-        gr.dx.withUnsafeMutableBufferPointer { dx in
-            gr.dW.withUnsafeMutableBufferPointer { dW in
-                gr.dU.withUnsafeMutableBufferPointer { dU in
-                    gr.db.withUnsafeMutableBufferPointer { db in
-                        RecurrentBaseline.parameterGradients(
-                            dA: dA, h: h, x: x, U: U,
-                            dW: dW.baseAddress!, dU: dU.baseAddress!, db: db.baseAddress!, dx: dx.baseAddress!,
-                            batch: batch, time: time, rows: rows, hidden: n, input: input)
-                    }
-                }
-            }
-        }
+        RecurrentBaseline.parameterGradients(
+            dA: dA, h: h, x: x, U: U,
+            dx: &gr.dx, dW: &gr.dW, dU: &gr.dU, db: &gr.db,
+            batch: batch, time: time, rows: rows, hidden: n, input: input)
     }
 }

@@ -50,17 +50,9 @@ extension IRNN {
                 RecurrentBaseline.backRecurrent(dA: dz, W: W, dh: dz, t: t, batch: batch, time: time, rows: n, hidden: n)
             }
         }
-        g.dx.withUnsafeMutableBufferPointer { dx in
-            g.dW.withUnsafeMutableBufferPointer { dW in
-                g.dU.withUnsafeMutableBufferPointer { dU in
-                    g.db.withUnsafeMutableBufferPointer { db in
-                        RecurrentBaseline.parameterGradients(
-                            dA: dz, h: h, x: x, U: U,
-                            dW: dW.baseAddress!, dU: dU.baseAddress!, db: db.baseAddress!, dx: dx.baseAddress!,
-                            batch: batch, time: time, rows: n, hidden: n, input: input)
-                    }
-                }
-            }
-        }
+        RecurrentBaseline.parameterGradients(
+            dA: dz, h: h, x: x, U: U,
+            dx: &g.dx, dW: &g.dW, dU: &g.dU, db: &g.db,
+            batch: batch, time: time, rows: n, hidden: n, input: input)
     }
 }

@@ -87,6 +87,29 @@ enum RecurrentBaseline {
     ///     dU[rows, input]  = dA^T X                                  (k = B*T)
     ///     db[rows]         = sum over the B*T rows of dA
     ///     dx[B*T, input]   = dA U
+    /// `parameterGradients` writing into gradient tensors (dx `[B, T, Din]`,
+    /// dW `[rows, N]`, dU `[rows, Din]`, db `[rows]`): the one place that
+    /// opens their storage, shared by the IRNN, LSTM and A-LSTM backward.
+    static func parameterGradients(
+        dA: UnsafePointer<Float>, h: UnsafePointer<Float>, x: UnsafePointer<Float>,
+        U: UnsafePointer<Float>,
+        dx: inout Tensor, dW: inout Tensor, dU: inout Tensor, db: inout Tensor,
+        batch: Int, time: Int, rows: Int, hidden: Int, input: Int
+    ) {
+        dx.withUnsafeMutableBufferPointer { dxp in
+            dW.withUnsafeMutableBufferPointer { dWp in
+                dU.withUnsafeMutableBufferPointer { dUp in
+                    db.withUnsafeMutableBufferPointer { dbp in
+                        parameterGradients(
+                            dA: dA, h: h, x: x, U: U,
+                            dW: dWp.baseAddress!, dU: dUp.baseAddress!, db: dbp.baseAddress!, dx: dxp.baseAddress!,
+                            batch: batch, time: time, rows: rows, hidden: hidden, input: input)
+                    }
+                }
+            }
+        }
+    }
+
     static func parameterGradients(
         dA: UnsafePointer<Float>, h: UnsafePointer<Float>, x: UnsafePointer<Float>,
         U: UnsafePointer<Float>,
