@@ -1,0 +1,105 @@
+import ArgumentParser
+import FastWeights
+import Foundation
+
+/// The options of a synthetic-retrieval run that `train synthetic` and
+/// `reproduce schlag2021` share (everything but the setting, S and the model).
+struct SyntheticRunOptions: ParsableArguments {
+    @Option(name: .customLong("key-size"), help: "d_key, the width of K and Q before phi (paper: 64).") var keySize: Int?
+    @Option(help: "Width of the key embedding (default: the paper's int(2.2 S)).") var embedding: Int?
+    @Option(help: "The run's seed (initialisation, data, Omega, evaluation set). Default 1.") var seed: UInt64?
+    @Option(help: "Sequences per training step. Default 32.") var batch: Int?
+    @Option(help: "Adam's learning rate. Default 0.001.") var lr: Float?
+    @Option(help: "Step limit. Default 100000.") var steps: Int?
+    @Option(name: .customLong("eval-every"), help: "Evaluate every this many steps. Default 100.") var evalEvery: Int?
+    @Option(name: .customLong("eval-sequences"), help: "Sequences in the evaluation set. Default 20.") var evalSequences: Int?
+    @Option(name: .customLong("max-queries"), help: "Queries per evaluation sequence at most. Default 200.") var maxQueries: Int?
+    @Option(name: .customLong("target-loss"), help: "Stop at this evaluation loss. Default 0.001.") var targetLoss: Float?
+    @Option(help: "Stop after this many evaluations without a new best. Default 10.") var patience: Int?
+    @Option(name: .customLong("favor-eval"), help: "FAVOR+ at evaluation: fresh (a new Omega per forward, the paper's code) or fixed.")
+    var favorEval: String?
+
+    func apply(to c: inout SyntheticRunConfig) {
+        if let keySize { c.keySize = keySize }
+        if let embedding { c.embedding = embedding }
+        if let seed { c.seed = seed }
+        if let batch { c.batchSize = batch }
+        if let lr { c.learningRate = lr }
+        if let steps { c.maxSteps = steps }
+        if let evalEvery { c.evalEvery = evalEvery }
+        if let evalSequences { c.evalSequences = evalSequences }
+        if let maxQueries { c.maxQueries = maxQueries }
+        if let targetLoss { c.targetLoss = targetLoss }
+        if let patience { c.patience = patience }
+        if let favorEval { c.favorEvaluation = favorEval }
+    }
+
+    /// The options as command-line arguments (to pass on to a child process).
+    var arguments: [String] {
+        var a: [String] = []
+        func add(_ flag: String, _ value: CustomStringConvertible?) { if let value { a += [flag, value.description] } }
+        add("--key-size", keySize); add("--embedding", embedding); add("--seed", seed); add("--batch", batch)
+        add("--lr", lr); add("--steps", steps); add("--eval-every", evalEvery); add("--eval-sequences", evalSequences)
+        add("--max-queries", maxQueries); add("--target-loss", targetLoss); add("--patience", patience)
+        add("--favor-eval", favorEval)
+        return a
+    }
+}
+
+/// `fwp train synthetic`: one point of Schlag et al. 2021's synthetic figures.
+struct TrainSyntheticCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synthetic",
+        abstract: "Train on synthetic retrieval (Schlag et al. 2021, section 6.1): one model at one S.",
+        discussion: """
+            Models: softmax, sum:<phi> (the sum rule read with the attention denominator) or \
+            delta:<phi> (the delta rule, sum-normalised phi), phi one of elu1, dpfp:N, favor:M \
+            (and identity for the delta rule). Writes DIR/log.csv (one row per evaluation) and \
+            DIR/summary.json (the run's configuration, best evaluation loss, steps, seconds, history).
+            """)
+
+    @Option(help: "1 (capacity: L = S, no replacement) or 2 (updates: L = 2S, with replacement).") var setting: Int
+    @Option(name: .customLong("size"), help: "S, the number of keys and of values.") var size: Int
+    @Option(help: "softmax, sum:<phi> or delta:<phi>.") var model: String
+    @OptionGroup var options: SyntheticRunOptions
+    @Option(help: "Output folder (default runs/synthetic-setting<N>-<model>-S<S>).") var out: String?
+    @Flag(help: "No progress line on stderr.") var quiet = false
+
+    func run() throws {
+        var config = SyntheticRunConfig(setting: setting, size: size, model: model)
+        options.apply(to: &config)
+        try config.validate()
+        let dir = out ?? "runs/synthetic-setting\(setting)-\(model.replacingOccurrences(of: ":", with: ""))-S\(size)"
+        try RetrievalRunner.makeFolder(dir)
+        let logPath = (dir as NSString).appendingPathComponent("log.csv")
+        try? FileManager.default.removeItem(atPath: logPath)
+        let log = try RunLog(csvPath: logPath, columns: ["step", "seconds", "train_loss", "eval_loss", "eval_accuracy_pct"])
+        let result = try SyntheticTrainer.run(config, progress: !quiet, log: log)
+        try SyntheticSummary.write(result, to: dir)
+        print(SyntheticSummary.line(result))
+    }
+}
+
+/// A run's summary.json and its one-line description.
+enum SyntheticSummary {
+    static func path(_ dir: String) -> String { (dir as NSString).appendingPathComponent("summary.json") }
+
+    static func write(_ result: SyntheticRunResult, to dir: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(result)
+        try AtomicFile.write(Array(data) + [UInt8(ascii: "\n")], to: path(dir))
+    }
+
+    /// The summary in `dir` if there is a readable one.
+    static func read(_ dir: String) -> SyntheticRunResult? {
+        guard let data = FileManager.default.contents(atPath: path(dir)) else { return nil }
+        return try? JSONDecoder().decode(SyntheticRunResult.self, from: data)
+    }
+
+    static func line(_ r: SyntheticRunResult) -> String {
+        String(format: "%@ S=%d (d_dot %d): best eval loss %.4f (acc %.1f%%) at step %d; stopped (%@) after %d steps, %.1f s",
+               r.config.model, r.config.size, r.dotSize, r.bestLoss, r.bestAccuracyPercent, r.bestStep,
+               r.stop.rawValue, r.steps, r.seconds)
+    }
+}
