@@ -12,14 +12,18 @@ RESULTS   ?= results
 
 .PHONY: all build test bench demo deps clean
 
-# The main command: the quick reproduction of Ba et al. 2016's associative
-# retrieval table (R = 20, 15k steps per model; about 3 minutes of training
-# on 2 cores after the release build). Results in $(RESULTS)/demo/.
+# The main command: the quick reproductions of both papers into one folder,
+# $(RESULTS)/demo: Ba et al. 2016's associative retrieval table (R = 20, 15k
+# steps per model, about 3 minutes on 2 cores) and Schlag et al. 2021's
+# synthetic settings 1 and 2 (small scale, fewer models and S, under a
+# minute each), after the release build.
 demo: deps
 	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS) --product fwp
 	@mkdir -p $(RESULTS)/demo
 	$(FWP_REL) reproduce ba2016 --quick --fresh --out $(RESULTS)/demo
-	@echo "results: $(RESULTS)/demo (ba2016.json, ba2016.md, ba2016-curves.svg)"
+	$(FWP_REL) reproduce schlag2021 --setting 1 --quick --fresh --out $(RESULTS)/demo
+	$(FWP_REL) reproduce schlag2021 --setting 2 --quick --fresh --out $(RESULTS)/demo
+	@echo "results folder: $(RESULTS)/demo (ba2016.json/.md, ba2016-curves.svg, schlag2021-setting1.json/.csv/.md/.svg, schlag2021-setting2.json/.csv/.md/.svg)"
 
 
 all: build

@@ -65,7 +65,7 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                 options.apply(to: &c)
                 try c.validate()
                 let runDir = ((dir as NSString).appendingPathComponent("runs") as NSString)
-                    .appendingPathComponent("\(m.model.replacingOccurrences(of: ":", with: "-"))-S\(s)")
+                    .appendingPathComponent("setting\(setting)-\(m.model.replacingOccurrences(of: ":", with: "-"))-S\(s)")
                 plan.append((m, c, runDir))
             }
         }
@@ -102,6 +102,7 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                  "--target-loss", "\(c.targetLoss)", "--patience", "\(c.patience)",
                  "--favor-eval", c.favorEvaluation, "--out", dir, "--quiet"]
         if let e = c.embedding { a += ["--embedding", "\(e)"] }
+        if c.freezeEmbedding == true { a.append("--freeze-embedding") }
         return a
     }
 }

@@ -10,6 +10,8 @@ struct Schlag2021Row: Codable {
     var S: Int
     /// The best evaluation loss of the run.
     var loss: Double
+    /// The last evaluation's loss (the paper's notebooks plot this one).
+    var final_loss: Double?
     var accuracy_pct: Double
     var steps: Int
     var seconds: Double
@@ -24,6 +26,7 @@ struct Schlag2021Row: Codable {
         d_dot = r.dotSize
         S = r.config.size
         loss = r.bestLoss
+        final_loss = r.finalLoss
         accuracy_pct = r.bestAccuracyPercent
         steps = r.steps
         seconds = r.seconds
@@ -83,9 +86,9 @@ struct Schlag2021Report {
     }
 
     func csv() -> String {
-        var lines = ["model,rule,phi,d_dot,S,loss,accuracy_pct,steps,seconds,stop"]
+        var lines = ["model,rule,phi,d_dot,S,loss,final_loss,accuracy_pct,steps,seconds,stop"]
         for r in rows {
-            lines.append("\"\(r.model)\",\(r.rule),\(r.phi),\(r.d_dot),\(r.S),\(r.loss),\(r.accuracy_pct),\(r.steps),\(String(format: "%.2f", r.seconds)),\(r.stop)")
+            lines.append("\"\(r.model)\",\(r.rule),\(r.phi),\(r.d_dot),\(r.S),\(r.loss),\(r.final_loss.map { String($0) } ?? ""),\(r.accuracy_pct),\(r.steps),\(String(format: "%.2f", r.seconds)),\(r.stop)")
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -18,6 +18,8 @@ struct SyntheticRunOptions: ParsableArguments {
     @Option(help: "Stop after this many evaluations without a new best. Default 10.") var patience: Int?
     @Option(name: .customLong("favor-eval"), help: "FAVOR+ at evaluation: fresh (a new Omega per forward, the paper's code) or fixed.")
     var favorEval: String?
+    @Flag(name: .customLong("freeze-embedding"), help: "Keep the random key embedding fixed (the paper's code trains it).")
+    var freezeEmbedding = false
 
     func apply(to c: inout SyntheticRunConfig) {
         if let keySize { c.keySize = keySize }
@@ -32,17 +34,7 @@ struct SyntheticRunOptions: ParsableArguments {
         if let targetLoss { c.targetLoss = targetLoss }
         if let patience { c.patience = patience }
         if let favorEval { c.favorEvaluation = favorEval }
-    }
-
-    /// The options as command-line arguments (to pass on to a child process).
-    var arguments: [String] {
-        var a: [String] = []
-        func add(_ flag: String, _ value: CustomStringConvertible?) { if let value { a += [flag, value.description] } }
-        add("--key-size", keySize); add("--embedding", embedding); add("--seed", seed); add("--batch", batch)
-        add("--lr", lr); add("--steps", steps); add("--eval-every", evalEvery); add("--eval-sequences", evalSequences)
-        add("--max-queries", maxQueries); add("--target-loss", targetLoss); add("--patience", patience)
-        add("--favor-eval", favorEval)
-        return a
+        if freezeEmbedding { c.freezeEmbedding = true }
     }
 }
 

@@ -34,6 +34,9 @@ public struct SyntheticRunConfig: Codable, Equatable, Sendable {
     public var targetLoss: Float = 0.001
     /// Stop after this many evaluations in a row without a new best loss.
     public var patience: Int = 10
+    /// Keep the key embedding E at its random initialisation (nil or false:
+    /// train it, as the paper's code does).
+    public var freezeEmbedding: Bool?
     /// FAVOR+ at evaluation: "fresh" (a new Omega per forward, as the paper's
     /// code) or "fixed" (one Omega drawn at the start, for deterministic evaluations).
     public var favorEvaluation: String = "fresh"

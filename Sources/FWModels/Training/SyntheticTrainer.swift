@@ -38,6 +38,8 @@ public struct SyntheticRunResult: Codable, Equatable, Sendable {
     public var bestStep: Int
     /// The evaluation accuracy (%) at the best loss.
     public var bestAccuracyPercent: Double
+    /// The last evaluation's loss (what the paper's figure notebooks plot).
+    public var finalLoss: Double?
     /// Training steps taken.
     public var steps: Int
     /// Wall-clock seconds of the whole run (training and evaluations).
@@ -95,6 +97,13 @@ public enum SyntheticTrainer {
             try FiniteCheck.loss(f.loss, step: step)
             store.zeroGradients()
             try model.backward(f, store: &store)
+            if config.freezeEmbedding == true {
+                // The variant: a fixed random key embedding (the paper's code trains it).
+                store.withPointers { p in
+                    let g = p.gradient(model.keyEmbedding)
+                    for i in 0..<model.keyEmbedding.count { g[i] = 0 }
+                }
+            }
             try FiniteCheck.store(store, step: step, values: false)
             adam.update(&store)
             windowLoss += Double(f.loss)
@@ -126,6 +135,6 @@ public enum SyntheticTrainer {
         reporter?.finish()
         return SyntheticRunResult(config: config, dotSize: model.dotSize, parameterCount: store.count,
                                   bestLoss: best.loss, bestStep: best.step, bestAccuracyPercent: best.accuracy,
-                                  steps: step, seconds: elapsed(), stop: stop, history: history)
+                                  finalLoss: history.last?.evalLoss, steps: step, seconds: elapsed(), stop: stop, history: history)
     }
 }
