@@ -197,6 +197,20 @@ final class FastWeightLayerTests: XCTestCase {
         XCTAssertEqual(layer.modelSize, D)
     }
 
+    /// An empty batch or sequence gives empty y and dx (the op itself needs T >= 1).
+    func testEmptyBatchOrSequence() throws {
+        var rng = SeededRNG(seed: 112)
+        var store = ParameterStore()
+        let layer = try FastWeightLayer(config(.delta, .favor(features: 2), .sum, algorithm: nil), name: "fw", store: &store, rng: &rng)
+        for shape in [[1, 0, D], [0, 3, D]] {
+            let (y, cache) = try layer.forward(Tensor(shape: shape), store: store, training: true, rng: &rng)
+            XCTAssertEqual(y.shape, shape)
+            XCTAssertEqual(cache.omega?.shape, [2, dk])
+            XCTAssertEqual(try layer.backward(y, cache: cache, store: &store).shape, shape)
+        }
+        XCTAssertTrue(store.gradients.allSatisfy { $0 == 0 })
+    }
+
     func testShapeErrorsNameTheTensor() throws {
         var rng = SeededRNG(seed: 111)
         var store = ParameterStore()

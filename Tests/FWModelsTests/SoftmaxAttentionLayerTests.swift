@@ -68,8 +68,8 @@ final class SoftmaxAttentionLayerTests: XCTestCase {
 
     /// Changing x at time t0 leaves y before t0 bit-identical and changes y at t0.
     func testCausality() throws {
-        var (layer, store, rng) = try makeLayer(seed: 203)
-        _ = store
+        let (layer, store, seeded) = try makeLayer(seed: 203)
+        var rng = seeded
         let x = rng.normalTensor([B, T, D])
         let (y, _) = try layer.forward(x, store: store, training: false, rng: &rng)
         for t0 in [0, 3, T - 1] {
@@ -84,7 +84,6 @@ final class SoftmaxAttentionLayerTests: XCTestCase {
                 XCTAssertTrue(moved, "y at t = \(t0) did not react to x at t = \(t0)")
             }
         }
-        store.zeroGradients()
     }
 
     func testLargeScoresStayFinite() throws {
@@ -95,6 +94,16 @@ final class SoftmaxAttentionLayerTests: XCTestCase {
         let dx = try layer.backward(rng.normalTensor([B, T, D]), cache: cache, store: &store)
         XCTAssertTrue(dx.isFinite)
         XCTAssertTrue(store.gradients.allSatisfy { $0.isFinite })
+    }
+
+    func testEmptyBatchOrSequence() throws {
+        var (layer, store, rng) = try makeLayer(seed: 206)
+        for shape in [[1, 0, D], [0, 3, D]] {
+            let (y, cache) = try layer.forward(Tensor(shape: shape), store: store, training: true, rng: &rng)
+            XCTAssertEqual(y.shape, shape)
+            XCTAssertEqual(try layer.backward(y, cache: cache, store: &store).shape, shape)
+        }
+        XCTAssertTrue(store.gradients.allSatisfy { $0 == 0 })
     }
 
     func testShapeErrorsNameTheTensor() throws {

@@ -20,7 +20,7 @@ extension FastWeightLayer {
         try dy.checkShape("dy", [B, T, D])
         let n = B * T
         var dx = Tensor(shape: [B, T, D])
-        if n == 0 { return dx }
+        guard n > 0, let fwpCache = cache.fwp else { return dx }
         let s = queryKeyScale
 
         // 1. Output projection: dmerged = dy Wout, dWout += dy^T merged.
@@ -36,7 +36,7 @@ extension FastWeightLayer {
         }
 
         // 2. The fast weight programmer's backward (Omega as the forward used it).
-        let g = try FastWeightProgrammer.backward(dy: dheads, cache: cache.fwp)
+        let g = try FastWeightProgrammer.backward(dy: dheads, cache: fwpCache)
 
         // 3. Back into the fused layout; q and k were scaled by s, beta = sigmoid(logit).
         var dp = [Float].uninitialized(count: n * P)

@@ -20,6 +20,7 @@ extension FastWeightLayer {
     ///   `FWError.invalidArgument` for a missing or unexpected Omega.
     public func forward(_ x: Tensor, store: ParameterStore, omega: Tensor?) throws -> (y: Tensor, cache: FastWeightLayer.Cache) {
         let (B, T) = try AttentionHeads.checkSequence(x, "x", modelSize: modelSize)
+        try checkOmega(omega)
         let (D, H, dk, dv, P) = (config.modelSize, config.heads, config.headSize, config.valueSize, config.projectionSize)
         let n = B * T
         let s = queryKeyScale
@@ -50,7 +51,11 @@ extension FastWeightLayer {
             }
         }
 
-        // 3. The fast weight programmer over the B*H sequences.
+        // 3. The fast weight programmer over the B*H sequences (an empty
+        //    batch or sequence has nothing to run: y is empty, so is dx).
+        if n == 0 {
+            return (Tensor(shape: [B, T, D]), Cache(B: B, T: T, x: x, beta: [], merged: [], fwp: nil, omega: omega))
+        }
         let result = try op.forward(q: q, k: k, v: v, beta: beta, omega: omega, saveForBackward: true)
 
         // 4. Merge the heads, [B, H, T, dv] -> [B*T, H*dv], and project back to D.
@@ -72,5 +77,21 @@ extension FastWeightLayer {
         }
         let cache = Cache(B: B, T: T, x: x, beta: beta?.storage ?? [], merged: merged, fwp: result.cache!, omega: omega)
         return (y, cache)
+    }
+}
+
+extension FastWeightLayer {
+    /// Throws unless `omega` is `[M, dk]` for `favor:M`, and nil for every other map.
+    func checkOmega(_ omega: Tensor?) throws {
+        switch (config.featureMap, omega) {
+        case let (.favor(m), nil):
+            throw FWError.invalidArgument("FastWeightLayer: favor:\(m) needs omega [M, dk] = \(describeShape([m, config.headSize]))")
+        case let (.favor(m), o?):
+            try o.checkShape("omega", [m, config.headSize])
+        case (_, .some):
+            throw FWError.invalidArgument("FastWeightLayer: omega is for the favor feature map only, not \(config.featureMap)")
+        default:
+            break
+        }
     }
 }

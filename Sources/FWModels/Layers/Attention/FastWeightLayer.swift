@@ -77,8 +77,8 @@ public struct FastWeightLayer: Sendable {
         let beta: [Float]
         /// The merged head outputs, `[B*T, H*dv]` (the output projection's input).
         let merged: [Float]
-        /// The fast weight op's cache.
-        let fwp: FWPCache
+        /// The fast weight op's cache (nil for an empty batch or sequence).
+        let fwp: FWPCache?
         /// The Omega `[M, dk]` this forward used (favor only), nil otherwise.
         public let omega: Tensor?
     }

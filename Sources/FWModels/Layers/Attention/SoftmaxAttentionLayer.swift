@@ -72,19 +72,21 @@ public struct SoftmaxAttentionLayer: Sendable {
         let (D, H, dk) = (modelSize, heads, headSize)
         let n = B * T, P = 3 * H * dk
         let scale = 1 / Float(dk).squareRoot()
+        if n == 0 {
+            // An empty batch or sequence: nothing to attend to.
+            return (Tensor(shape: [B, T, D]), Cache(B: B, T: T, x: x, q: [], k: [], v: [], probabilities: [], merged: []))
+        }
 
         // 1. Fused projection and split into heads, [B, H, T, dk] each.
         var p = [Float](repeating: 0, count: n * P)
         var q = [Float](repeating: 0, count: n * H * dk)
         var k = q, v = q
-        if n > 0 {
-            store.withValues { w in
-                Linear.forward(out: &p, inp: x.storage, weight: w + qkv.weight.offset, bias: nil, n: n, inputs: D, outputs: P)
-            }
-            AttentionHeads.gather(&q, from: p, width: P, column: 0, B: B, H: H, T: T, d: dk)
-            AttentionHeads.gather(&k, from: p, width: P, column: H * dk, B: B, H: H, T: T, d: dk)
-            AttentionHeads.gather(&v, from: p, width: P, column: 2 * H * dk, B: B, H: H, T: T, d: dk)
+        store.withValues { w in
+            Linear.forward(out: &p, inp: x.storage, weight: w + qkv.weight.offset, bias: nil, n: n, inputs: D, outputs: P)
         }
+        AttentionHeads.gather(&q, from: p, width: P, column: 0, B: B, H: H, T: T, d: dk)
+        AttentionHeads.gather(&k, from: p, width: P, column: H * dk, B: B, H: H, T: T, d: dk)
+        AttentionHeads.gather(&v, from: p, width: P, column: 2 * H * dk, B: B, H: H, T: T, d: dk)
 
         // 2. Per (b, h): P = softmax(mask(Q K^T / sqrt(dk))), O = P V.
         var probabilities = [Float](repeating: 0, count: B * H * T * T)
@@ -126,13 +128,11 @@ public struct SoftmaxAttentionLayer: Sendable {
         // 3. Merge heads, [B, H, T, dk] -> [B*T, H*dk], and project back to D.
         var merged = [Float](repeating: 0, count: n * H * dk)
         var y = Tensor(shape: [B, T, D])
-        if n > 0 {
-            AttentionHeads.scatter(&merged, width: H * dk, column: 0, from: heads, B: B, H: H, T: T, d: dk)
-            store.withValues { w in
-                y.withUnsafeMutableBufferPointer { yp in
-                    Linear.forward(out: yp.baseAddress!, inp: merged, weight: w + out.weight.offset, bias: nil,
-                                   n: n, inputs: H * dk, outputs: D)
-                }
+        AttentionHeads.scatter(&merged, width: H * dk, column: 0, from: heads, B: B, H: H, T: T, d: dk)
+        store.withValues { w in
+            y.withUnsafeMutableBufferPointer { yp in
+                Linear.forward(out: yp.baseAddress!, inp: merged, weight: w + out.weight.offset, bias: nil,
+                               n: n, inputs: H * dk, outputs: D)
             }
         }
         return (y, Cache(B: B, T: T, x: x, q: q, k: k, v: v, probabilities: probabilities, merged: merged))
