@@ -1,0 +1,97 @@
+import FWCore
+import FWOps
+
+extension FastWeightLayer {
+    /// y `[B, T, D]` for x `[B, T, D]`, drawing FAVOR+'s Omega per the
+    /// configuration (`projection(training:rng:)`; other maps draw nothing).
+    ///
+    /// - Throws: `FWError.shapeMismatch` naming "x" unless x is `[B, T, D]`.
+    public func forward(_ x: Tensor, store: ParameterStore, training: Bool,
+                        rng: inout SeededRNG) throws -> (y: Tensor, cache: FastWeightLayer.Cache) {
+        _ = try AttentionHeads.checkSequence(x, "x", modelSize: modelSize)
+        return try forward(x, store: store, omega: try projection(training: training, rng: &rng))
+    }
+
+    /// y `[B, T, D]` for x `[B, T, D]` with an explicit Omega `[M, dk]`
+    /// (required for `favor:M`, nil for every other map): deterministic, so
+    /// finite differences and replays can use it.
+    ///
+    /// - Throws: `FWError.shapeMismatch` naming "x" or "omega";
+    ///   `FWError.invalidArgument` for a missing or unexpected Omega.
+    public func forward(_ x: Tensor, store: ParameterStore, omega: Tensor?) throws -> (y: Tensor, cache: FastWeightLayer.Cache) {
+        let (B, T) = try AttentionHeads.checkSequence(x, "x", modelSize: modelSize)
+        try checkOmega(omega)
+        let (D, H, dk, dv, P) = (config.modelSize, config.heads, config.headSize, config.valueSize, config.projectionSize)
+        let n = B * T
+        let s = queryKeyScale
+
+        // 1. The fused projection p = x Wqkv^T, [B*T, P].
+        var p = [Float](repeating: 0, count: n * P)
+        var q = Tensor.uninitialized(shape: [B, H, T, dk])
+        var k = Tensor.uninitialized(shape: [B, H, T, dk])
+        var v = Tensor.uninitialized(shape: [B, H, T, dv])
+        var beta: Tensor? = config.rule == .delta ? Tensor.uninitialized(shape: [B, H, T]) : nil
+        if n > 0 {
+            store.withValues { w in
+                Linear.forward(out: &p, inp: x.storage, weight: w + qkv.weight.offset, bias: nil,
+                               n: n, inputs: D, outputs: P)
+            }
+            // 2. Split into heads: q, k (scaled by s), v, beta = sigmoid(w . x).
+            p.withUnsafeBufferPointer { pp in
+                let rows = pp.baseAddress!
+                q.withUnsafeMutableBufferPointer { AttentionHeads.gather($0.baseAddress!, from: rows, width: P, column: 0, B: B, H: H, T: T, d: dk, scale: s) }
+                k.withUnsafeMutableBufferPointer { AttentionHeads.gather($0.baseAddress!, from: rows, width: P, column: H * dk, B: B, H: H, T: T, d: dk, scale: s) }
+                v.withUnsafeMutableBufferPointer { AttentionHeads.gather($0.baseAddress!, from: rows, width: P, column: 2 * H * dk, B: B, H: H, T: T, d: dv) }
+                if beta != nil {
+                    beta!.withUnsafeMutableBufferPointer { bp in
+                        AttentionHeads.gather(bp.baseAddress!, from: rows, width: P, column: H * (2 * dk + dv), B: B, H: H, T: T, d: 1)
+                        for i in 0..<bp.count { bp[i] = ActivationFunction.logistic(bp[i]) }
+                    }
+                }
+            }
+        }
+
+        // 3. The fast weight programmer over the B*H sequences (an empty
+        //    batch or sequence has nothing to run: y is empty, so is dx).
+        if n == 0 {
+            return (Tensor(shape: [B, T, D]), Cache(B: B, T: T, x: x, beta: [], merged: [], fwp: nil, omega: omega))
+        }
+        let result = try op.forward(q: q, k: k, v: v, beta: beta, omega: omega, saveForBackward: true)
+
+        // 4. Merge the heads, [B, H, T, dv] -> [B*T, H*dv], and project back to D.
+        var merged = [Float].uninitialized(count: n * H * dv)
+        var y = Tensor(shape: [B, T, D])
+        if n > 0 {
+            merged.withUnsafeMutableBufferPointer { mp in
+                result.y.withUnsafeBufferPointer { yp in
+                    AttentionHeads.scatter(mp.baseAddress!, width: H * dv, column: 0, from: yp.baseAddress!,
+                                           B: B, H: H, T: T, d: dv)
+                }
+            }
+            store.withValues { w in
+                y.withUnsafeMutableBufferPointer { yp in
+                    Linear.forward(out: yp.baseAddress!, inp: merged, weight: w + out.weight.offset, bias: nil,
+                                   n: n, inputs: H * dv, outputs: D)
+                }
+            }
+        }
+        let cache = Cache(B: B, T: T, x: x, beta: beta?.storage ?? [], merged: merged, fwp: result.cache!, omega: omega)
+        return (y, cache)
+    }
+}
+
+extension FastWeightLayer {
+    /// Throws unless `omega` is `[M, dk]` for `favor:M`, and nil for every other map.
+    func checkOmega(_ omega: Tensor?) throws {
+        switch (config.featureMap, omega) {
+        case let (.favor(m), nil):
+            throw FWError.invalidArgument("FastWeightLayer: favor:\(m) needs omega [M, dk] = \(describeShape([m, config.headSize]))")
+        case let (.favor(m), o?):
+            try o.checkShape("omega", [m, config.headSize])
+        case (_, .some):
+            throw FWError.invalidArgument("FastWeightLayer: omega is for the favor feature map only, not \(config.featureMap)")
+        default:
+            break
+        }
+    }
+}
