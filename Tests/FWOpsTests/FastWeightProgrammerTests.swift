@@ -159,6 +159,9 @@ final class FastWeightProgrammerTests: XCTestCase {
                        "v: expected shape [2, 3, 5, Dv] with Dv >= 1, got [2, 3, 6, 6]")
         XCTAssertEqual(message { _ = try sum.forward(q: Tensor(shape: [5, 4]), k: q, v: v) },
                        "q: expected shape [B, H, T, Dk], got [5, 4]")
+        let empty = Tensor(shape: [2, 3, 0, 4])
+        XCTAssertEqual(message { _ = try sum.forward(q: empty, k: empty, v: Tensor(shape: [2, 3, 0, 6])) },
+                       "q: expected shape [B, H, T, Dk] with T >= 1, got [2, 3, 0, 4]")
         XCTAssertEqual(message { _ = try sum.forward(q: q, k: q, v: v, initialState: Tensor(shape: [2, 3, 4, 6])) },
                        "initial state: expected shape [2, 3, 6, 4], got [2, 3, 4, 6]")
         XCTAssertTrue(message { _ = try sum.forward(q: q, k: q, v: v, beta: Tensor(shape: [2, 3, 5])) }.contains("beta"))

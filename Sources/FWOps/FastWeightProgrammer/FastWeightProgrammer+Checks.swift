@@ -8,6 +8,7 @@ extension FastWeightProgrammer {
         try q.checkRank("q", 4, pattern: "[B, H, T, Dk]")
         let (B, H, T, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         if dk < 1 { throw FWError.shapeMismatch(tensor: "q", expected: "[B, H, T, Dk] with Dk >= 1", got: q.shape) }
+        if T < 1 { throw FWError.shapeMismatch(tensor: "q", expected: "[B, H, T, Dk] with T >= 1", got: q.shape) }
         try k.checkShape("k", q.shape)
         try v.checkRank("v", 4, pattern: "[B, H, T, Dv] = [\(B), \(H), \(T), Dv]")
         let dv = v.shape[3]
