@@ -61,15 +61,14 @@ extension FeatureMap {
                     dr.update(repeating: 0, count: width)
                     // phi[j*2d + i] = r[i] r[k], k = (i - j - 1) mod 2d: both
                     // factors receive the gradient times the other factor.
+                    // Each sum runs as two branch-free loops over contiguous k.
                     for j in 0..<order {
                         let shift = j + 1
                         let gj = g + j * width
-                        for i in 0..<width {
-                            var k = i - shift
-                            if k < 0 { k += width }
-                            dr[i] += gj[i] * r[k]
-                            dr[k] += gj[i] * r[i]
-                        }
+                        for i in shift..<width { dr[i] += gj[i] * r[i - shift] }
+                        for i in 0..<shift { dr[i] += gj[i] * r[i - shift + width] }
+                        for i in shift..<width { dr[i - shift] += gj[i] * r[i] }
+                        for i in 0..<shift { dr[i - shift + width] += gj[i] * r[i] }
                     }
                     // r[t] = relu(x_t), r[d+t] = relu(-x_t); relu'(0) = 0.
                     for t in 0..<d {

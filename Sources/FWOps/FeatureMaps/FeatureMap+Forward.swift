@@ -46,11 +46,9 @@ extension FeatureMap {
                 for j in 0..<order {
                     let shift = j + 1
                     let oj = o + j * width
-                    for i in 0..<width {
-                        var k = i - shift
-                        if k < 0 { k += width }
-                        oj[i] = r[i] * r[k]
-                    }
+                    // k = (i - shift) mod 2d, as two branch-free runs.
+                    for i in shift..<width { oj[i] = r[i] * r[i - shift] }
+                    for i in 0..<shift { oj[i] = r[i] * r[i - shift + width] }
                 }
             }
 
@@ -122,11 +120,9 @@ extension FeatureMap {
             dpfpRelu(r, x, d: d)
             for j in 0..<order {
                 let shift = j + 1
-                for i in 0..<width {
-                    var k = i - shift
-                    if k < 0 { k += width }
-                    phi[j * width + i] = r[i] * r[k]
-                }
+                let pj = phi + j * width
+                for i in shift..<width { pj[i] = r[i] * r[i - shift] }
+                for i in 0..<shift { pj[i] = r[i] * r[i - shift + width] }
             }
         case .favor:
             preconditionFailure("FeatureMap.recompute: favor's backward needs no recomputation")
