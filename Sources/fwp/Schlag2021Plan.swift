@@ -53,17 +53,19 @@ enum Schlag2021 {
     }
 
     /// --quick (small scale): the models and S that still show the findings.
-    /// Setting 1: the sum rule with elu1 (d_dot 16) and DPFP nu=1 (d_dot 32)
-    /// against softmax, S from below to above both d_dot. Setting 2: the
-    /// delta rule against the sum rule, both DPFP nu=1 (d_dot 32).
+    /// Setting 1: the sum rule with elu1 (d_dot 16), DPFP nu = 1, 2 (d_dot 32,
+    /// 64) and FAVOR+ m = 16 against softmax, S from below to above the
+    /// d_dot values. Setting 2: the delta rule against the sum rule, both
+    /// DPFP nu = 1 (d_dot 32), S up to just below d_dot.
     static func quickModels(setting: Int) -> [Schlag2021Model] {
         let all = models(setting: setting, scale: .small)
-        let keep = setting == 1 ? ["sum:elu1", "sum:dpfp:1", "softmax"] : ["delta:dpfp:1", "sum:dpfp:1"]
+        let keep = setting == 1 ? ["sum:elu1", "sum:dpfp:1", "sum:dpfp:2", "sum:favor:16", "softmax"]
+                                : ["delta:dpfp:1", "sum:dpfp:1"]
         return all.filter { keep.contains($0.model) }
     }
 
     static func quickSizes(setting: Int) -> [Int] {
-        setting == 1 ? [5, 10, 20, 30, 40, 60] : [5, 10, 15, 20]
+        setting == 1 ? [5, 10, 20, 30, 40, 60, 80] : [5, 10, 20, 30]
     }
 
     /// --quick's step limit per run.
