@@ -2,7 +2,7 @@ import FastWeights
 import Foundation
 
 /// Schlag et al. 2021's synthetic figures as a hand-written SVG: the best
-/// evaluation loss against S, one line per model, with each sum-rule model's
+/// evaluation loss against S, one line per model, with each fast weight model's
 /// d_dot marked by a dotted vertical line in its colour.
 struct LossVersusSizeSVG {
     var report: Schlag2021Report
@@ -10,12 +10,13 @@ struct LossVersusSizeSVG {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
     func render() -> String {
-        let (width, height) = (900.0, 460.0)
-        let (left, right, top, bottom) = (64.0, 230.0, 36.0, 52.0)
+        let (width, height) = (940.0, 460.0)
+        let (left, right, top, bottom) = (64.0, 250.0, 36.0, 52.0)
         let plotW = width - left - right, plotH = height - top - bottom
         let maxS = Double(report.sizes.max() ?? 1)
         let maxLoss = max(0.1, (report.rows.map(\.loss).filter(\.isFinite).max() ?? 0.5))
-        let yTop = LearningCurvesSVG.niceStep(maxLoss / 5) * 5
+        let yTick = LearningCurvesSVG.niceStep(maxLoss / 5)
+        let yTop = (maxLoss / yTick).rounded(.up) * yTick
         func x(_ s: Double) -> Double { left + plotW * s / maxS }
         func y(_ l: Double) -> Double { top + plotH * (1 - min(max(l, 0), yTop) / yTop) }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -26,8 +27,7 @@ struct LossVersusSizeSVG {
             "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
             "<text x=\"\(f(left))\" y=\"22\" font-size=\"14\">\(title)</text>",
         ]
-        let yTick = yTop / 5
-        for i in 0...5 {
+        for i in 0...Int((yTop / yTick).rounded()) {
             let l = Double(i) * yTick
             svg.append("<line x1=\"\(f(left))\" y1=\"\(f(y(l)))\" x2=\"\(f(left + plotW))\" y2=\"\(f(y(l)))\" stroke=\"#ddd\"/>")
             svg.append("<text x=\"\(f(left - 8))\" y=\"\(f(y(l) + 4))\" text-anchor=\"end\">\(String(format: "%g", (l * 1000).rounded() / 1000))</text>")
@@ -47,7 +47,7 @@ struct LossVersusSizeSVG {
             let points = report.sizes.compactMap { s in report.row(m, s).map { (Double(s), $0.loss) } }
             guard !points.isEmpty else { continue }
             let dDot = report.rows.first { $0.reader == m.model }?.d_dot ?? 0
-            if m.model.hasPrefix("sum:"), Double(dDot) <= maxS {
+            if m.model != "softmax", Double(dDot) <= maxS {
                 svg.append("<line x1=\"\(f(x(Double(dDot))))\" y1=\"\(f(top))\" x2=\"\(f(x(Double(dDot))))\" y2=\"\(f(top + plotH))\" stroke=\"\(color)\" stroke-dasharray=\"2,4\"/>")
             }
             let path = points.map { "\(f(x($0.0))),\(f(y($0.1)))" }.joined(separator: " ")
@@ -60,7 +60,7 @@ struct LossVersusSizeSVG {
             svg.append("<text x=\"\(f(lx + 36))\" y=\"\(f(legendY + 4))\">\(m.name) (d_dot \(dDot))</text>")
             legendY += 18
         }
-        svg.append("<text x=\"\(f(left + plotW + 16))\" y=\"\(f(legendY + 12))\" fill=\"#555\">dotted: d_dot of a sum-rule model</text>")
+        svg.append("<text x=\"\(f(left + plotW + 16))\" y=\"\(f(legendY + 12))\" fill=\"#555\">dotted: d_dot of each model</text>")
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
     }

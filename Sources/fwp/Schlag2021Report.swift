@@ -26,7 +26,7 @@ struct Schlag2021Row: Codable {
         d_dot = r.dotSize
         S = r.config.size
         loss = r.bestLoss
-        final_loss = r.finalLoss
+        final_loss = r.finalLoss ?? r.history.last?.evalLoss
         accuracy_pct = r.bestAccuracyPercent
         steps = r.steps
         seconds = r.seconds
