@@ -54,9 +54,17 @@ struct Schlag2021Report {
         rows.first { $0.reader == m.model && $0.S == s }
     }
 
-    /// The smallest S at which `m`'s loss exceeds `departureLoss` (nil: never in the sweep).
+    /// Where `m`'s loss departs from ~0: the smallest S from which on every
+    /// S of the sweep has a loss above `departureLoss` (a single bump that
+    /// comes back to ~0 at a larger S is noise, not a departure); nil: never.
     func departure(_ m: Schlag2021Model) -> Int? {
-        sizes.first { s in (row(m, s)?.loss ?? 0) > Self.departureLoss }
+        let measured = sizes.filter { row(m, $0) != nil }
+        var first: Int?
+        for s in measured.reversed() {
+            guard let loss = row(m, s)?.loss, loss > Self.departureLoss else { break }
+            first = s
+        }
+        return first
     }
 
     /// Rows = models, columns = S; cells the best evaluation loss.
@@ -75,7 +83,7 @@ struct Schlag2021Report {
             lines.append(line)
         }
         lines.append("")
-        lines.append("departs: the first S with loss > \(Self.departureLoss). Paper (Figures 2 and 3): each sum-rule model's loss departs from ~0 near S = d_dot; FAVOR+ is above ~0 even at small S; in setting 2 only the delta rule reaches ~0.")
+        lines.append("departs: the smallest S from which every larger S of the sweep has loss > \(Self.departureLoss). Paper (Figures 2 and 3): each sum-rule model's loss departs from ~0 near S = d_dot; FAVOR+ is above ~0 even at small S; in setting 2 only the delta rule reaches ~0.")
         return lines.joined(separator: "\n")
     }
 
