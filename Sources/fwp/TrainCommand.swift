@@ -16,6 +16,8 @@ struct RetrievalRunOptions: ParsableArguments {
     @Option(help: "Width of the token embedding. Default 100.") var embedding: Int?
     @Option(help: "Sequences per training step. Default 128.") var batch: Int?
     @Option(help: "Adam's learning rate (constant). Default 0.001.") var lr: Float?
+    @Option(name: .customLong("lr-schedule"), help: "constant, cosine:<minFactor> (decay to minFactor*lr at --steps) or step:<every>:<factor>. Default constant.")
+    var lrSchedule: String?
     @Option(help: "Clip gradients to this global L2 norm (0: no clipping). Default 0.") var clip: Float?
     @Option(help: "The run's seed (data, initialisation, minibatch order). Default 1.") var seed: UInt64?
     @Option(name: .customLong("eval-every"), help: "Evaluate, log and checkpoint every this many steps. Default 500.")
@@ -37,6 +39,7 @@ struct RetrievalRunOptions: ParsableArguments {
         if embedding != nil { g.append("--embedding") }
         if batch != nil { g.append("--batch") }
         if lr != nil { g.append("--lr") }
+        if lrSchedule != nil { g.append("--lr-schedule") }
         if clip != nil { g.append("--clip") }
         if seed != nil { g.append("--seed") }
         if evalEvery != nil { g.append("--eval-every") }
@@ -57,6 +60,7 @@ struct RetrievalRunOptions: ParsableArguments {
         if let embedding { c.embedding = embedding }
         if let batch { c.batchSize = batch }
         if let lr { c.learningRate = lr }
+        if let lrSchedule { c.learningRateSchedule = lrSchedule }
         if let clip { c.clipNorm = clip }
         if let seed { c.seed = seed }
         if let evalEvery { c.evalEvery = evalEvery }

@@ -47,8 +47,13 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
     public var testExamples: Int = 20_000
     /// Sequences per training step.
     public var batchSize: Int = 128
-    /// Adam's step size (constant).
+    /// Adam's base step size (scaled by `learningRateSchedule`).
     public var learningRate: Float = 1e-3
+    /// How the step size changes over training: nil or "constant"; "cosine:<minFactor>"
+    /// (cosine decay from `learningRate` to `minFactor * learningRate` at `maxSteps`);
+    /// "step:<every>:<factor>" (times `factor` every `every` steps). Optional so that
+    /// checkpoints written before it existed still decode (as constant).
+    public var learningRateSchedule: String? = nil
     /// Clip gradients to this global L2 norm; 0: no clipping.
     public var clipNorm: Float = 0
     /// Stop after this many steps at the latest.
@@ -108,6 +113,7 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
         try check(FastWeightsRNNAlgorithm(rawValue: algorithm) != nil,
                   "algorithm must be explicit or attention, got '\(algorithm)'")
         _ = try fastWeightsRecurrentInitialization()
+        _ = try schedule()
         try check(copies >= 1, "--copies must be >= 1, got \(copies)")
     }
 
@@ -118,6 +124,27 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
             return .scaledIdentity(s)
         }
         throw FWError.invalidArgument("recurrent init must be 'normal' or 'identity:<scale>', got '\(recurrentInit)'")
+    }
+
+    /// `learningRateSchedule` parsed (cosine decays over `maxSteps`, no warm-up).
+    public func schedule() throws -> LearningRateSchedule {
+        let text = learningRateSchedule ?? "constant"
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        switch parts[0] {
+        case "constant" where parts.count == 1:
+            return .constant
+        case "cosine" where parts.count == 2:
+            if let f = Float(parts[1]), f.isFinite, f >= 0, f <= 1 {
+                return .cosine(warmupSteps: 0, totalSteps: maxSteps, minFactor: f)
+            }
+        case "step" where parts.count == 3:
+            if let k = Int(parts[1]), k >= 1, let g = Float(parts[2]), g.isFinite, g > 0 {
+                return .step(every: k, factor: g)
+            }
+        default:
+            break
+        }
+        throw FWError.invalidArgument("--lr-schedule must be constant, cosine:<minFactor in 0...1> or step:<every>:<factor>, got '\(text)'")
     }
 
     /// The task (K pairs).

@@ -193,6 +193,7 @@ public final class RetrievalTrainer {
         let B = config.batchSize
         var tokens = [Int32](repeating: 0, count: B * T)
         var targets = [Int32](repeating: 0, count: B)
+        let schedule = try config.schedule()
         let sessionStart = DispatchTime.now().uptimeNanoseconds
         let secondsBefore = progress.seconds
         func elapsed() -> Double { secondsBefore + Double(DispatchTime.now().uptimeNanoseconds - sessionStart) * 1e-9 }
@@ -210,7 +211,7 @@ public final class RetrievalTrainer {
             try FiniteCheck.loss(r.loss, step: step)
             if config.clipNorm > 0 { store.clipGradients(maxNorm: config.clipNorm) }
             try FiniteCheck.store(store, step: step, values: false, gradients: true)
-            optimizer.update(&store)
+            optimizer.update(&store, learningRate: schedule.rate(base: config.learningRate, step: optimizer.step))
             try FiniteCheck.store(store, step: step, values: true, gradients: false)
 
             progress.step = step
