@@ -38,9 +38,19 @@ final class SyntheticTrainerTests: XCTestCase {
         c.keySize = 4
         c.maxSteps = 30
         c.evalEvery = 10
+        // The initial embedding, drawn exactly as the trainer draws it.
+        var rng = SeededRNG(seed: c.seed ^ SyntheticRunConfig.initSalt)
+        var initial = ParameterStore()
+        _ = try SyntheticRetrievalModel(size: 4, keySize: 4, reader: .sumRule(.elu1), store: &initial, rng: &rng)
+        let e0 = try initial.tensor("key_embedding").storage
+
+        let trained = try SyntheticTrainer.train(c).store
+        XCTAssertNotEqual(try trained.tensor("key_embedding").storage, e0, "trained by default")
+        XCTAssertNotEqual(try trained.tensor("key.bias").storage, try initial.tensor("key.bias").storage)
         c.freezeEmbedding = true
-        // Same initial embedding either way; only the frozen run keeps it.
-        XCTAssertNoThrow(try SyntheticTrainer.run(c))
+        let frozen = try SyntheticTrainer.train(c).store
+        XCTAssertEqual(try frozen.tensor("key_embedding").storage, e0, "--freeze-embedding keeps E")
+        XCTAssertNotEqual(try frozen.tensor("key.bias").storage, try initial.tensor("key.bias").storage, "the rest still trains")
     }
 
     func testNonFiniteLossNamesTheStep() throws {

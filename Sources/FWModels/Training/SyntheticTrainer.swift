@@ -64,6 +64,12 @@ public enum SyntheticTrainer {
     /// - Throws: `FWError.invalidArgument` for a bad configuration,
     ///   `FWError.nonFinite` naming the step at the first NaN/Inf loss or gradient.
     public static func run(_ config: SyntheticRunConfig, progress: Bool = false, log: RunLog? = nil) throws -> SyntheticRunResult {
+        try train(config, progress: progress, log: log).result
+    }
+
+    /// `run`, also returning the trained parameters (the final step's, not the best evaluation's).
+    public static func train(_ config: SyntheticRunConfig, progress: Bool = false,
+                             log: RunLog? = nil) throws -> (result: SyntheticRunResult, store: ParameterStore) {
         try config.validate()
         let task = try config.task()
         var initRNG = SeededRNG(seed: config.seed ^ SyntheticRunConfig.initSalt)
@@ -133,8 +139,9 @@ public enum SyntheticTrainer {
             }
         }
         reporter?.finish()
-        return SyntheticRunResult(config: config, dotSize: model.dotSize, parameterCount: store.count,
+        let result = SyntheticRunResult(config: config, dotSize: model.dotSize, parameterCount: store.count,
                                   bestLoss: best.loss, bestStep: best.step, bestAccuracyPercent: best.accuracy,
                                   finalLoss: history.last?.evalLoss, steps: step, seconds: elapsed(), stop: stop, history: history)
+        return (result, store)
     }
 }
