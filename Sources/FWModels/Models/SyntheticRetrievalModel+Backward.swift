@@ -198,15 +198,9 @@ extension SyntheticRetrievalModel {
         dout.withUnsafeBufferPointer { gp in
         x.withUnsafeBufferPointer { xp in
         out.withUnsafeBufferPointer { op in
-            if let omega {
-                omega.storage.withUnsafeBufferPointer { wp in
-                    phi.backward(dx: dxp.baseAddress!, dout: gp.baseAddress!, x: xp.baseAddress!, out: op.baseAddress!,
-                                 rows: rows, d: d, omega: wp.baseAddress!, normalization: normalization)
-                }
-            } else {
-                phi.backward(dx: dxp.baseAddress!, dout: gp.baseAddress!, x: xp.baseAddress!, out: op.baseAddress!,
-                             rows: rows, d: d, omega: nil, normalization: normalization)
-            }
-        }}}}
+        withOptionalStorage(omega) { wp in
+            phi.backward(dx: dxp.baseAddress!, dout: gp.baseAddress!, x: xp.baseAddress!, out: op.baseAddress!,
+                         rows: rows, d: d, omega: wp, normalization: normalization)
+        }}}}}
     }
 }

@@ -234,17 +234,15 @@ extension SyntheticRetrievalModel {
                          omega: Tensor?, normalization: FeatureNormalization) {
         if rows == 0 { return }
         x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { op in
-                if let omega {
-                    omega.storage.withUnsafeBufferPointer { wp in
-                        phi.forward(out: op.baseAddress!, x: xp.baseAddress!, rows: rows, d: d,
-                                    omega: wp.baseAddress!, normalization: normalization)
-                    }
-                } else {
-                    phi.forward(out: op.baseAddress!, x: xp.baseAddress!, rows: rows, d: d,
-                                omega: nil, normalization: normalization)
-                }
-            }
-        }
+        out.withUnsafeMutableBufferPointer { op in
+        withOptionalStorage(omega) { wp in
+            phi.forward(out: op.baseAddress!, x: xp.baseAddress!, rows: rows, d: d, omega: wp, normalization: normalization)
+        }}}
+    }
+
+    /// Calls `body` with Omega's storage, or nil when there is no Omega.
+    static func withOptionalStorage<R>(_ omega: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let omega else { return body(nil) }
+        return omega.storage.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }
