@@ -48,6 +48,13 @@ struct BenchCommand: ParsableCommand {
                        100 * row.peak_fraction))
             rows.append(row)
         }
+        let layerCases = AttentionLayerBenchmarks.standardCases(lengths: quick ? [256, 1024] : [256, 1024, 4096])
+        for (i, c) in layerCases.enumerated() {
+            let row = try AttentionLayerBenchmarks.run(c, peak: peak(c.D))
+            log(String(format: "[%d/%d] %@ fwd+bwd T=%d: %.0f tokens/s, %.1f GFLOP/s", i + 1, layerCases.count,
+                       row.op, row.T, row.tokens_per_s, row.gflops))
+            rows.append(row)
+        }
         print(BenchTable.text(rows))
         print("")
         print(FWPBenchmarks.crossoverSummary(rows))
