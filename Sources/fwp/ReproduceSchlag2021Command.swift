@@ -111,7 +111,6 @@ struct ReproduceSchlag2021Command: ParsableCommand {
 /// one thread (FWP_THREADS=1): with small per-run work, whole runs in
 /// parallel use the cores better than threads inside one run.
 final class ChildRunPool: @unchecked Sendable {
-    let jobs: Int
     let quiet: Bool
     let total: Int
     private let lock = NSLock()
@@ -122,7 +121,6 @@ final class ChildRunPool: @unchecked Sendable {
     private var done = 0
 
     init(jobs: Int, quiet: Bool, total: Int) {
-        self.jobs = jobs
         self.quiet = quiet
         self.total = total
         slots = DispatchSemaphore(value: jobs)

@@ -120,15 +120,14 @@ extension SyntheticRetrievalModel {
                     let w = wp.baseAddress! + (j0 + j) * L
                     let da = dap.baseAddress! + (j0 + j) * L
                     let dyRow = dyp.baseAddress! + (j0 + j) * S
-                    // dw_t = dy[v_t];  centre: dw_t - sum_u w_u dw_u.
-                    var dot: Float = 0
-                    for t in 0..<L {
-                        da[t] = dyRow[Int(batch.values[i * L + t])]
-                        dot += w[t] * da[t]
-                    }
+                    // dw_t = dy[v_t], then back through the weights' normalisation.
+                    for t in 0..<L { da[t] = dyRow[Int(batch.values[i * L + t])] }
                     if softmax {
-                        for t in 0..<L { da[t] = w[t] * (da[t] - dot) * invSqrtD }
+                        RowSoftmax.backward(da, probabilities: w, count: L)
+                        for t in 0..<L { da[t] *= invSqrtD }
                     } else {
+                        var dot: Float = 0
+                        for t in 0..<L { dot += w[t] * da[t] }
                         let den = c.denominators[j0 + j]
                         for t in 0..<L { da[t] = (da[t] - dot) / den }
                     }

@@ -171,11 +171,8 @@ extension SyntheticRetrievalModel {
                 for j in 0..<nq {
                     let row = w + j * L
                     if softmax {
-                        var m = -Float.infinity
-                        for t in 0..<L { row[t] *= invSqrtD; m = max(m, row[t]) }
-                        var z: Float = 0
-                        for t in 0..<L { row[t] = expf(row[t] - m); z += row[t] }
-                        for t in 0..<L { row[t] /= z }
+                        for t in 0..<L { row[t] *= invSqrtD }
+                        RowSoftmax.forward(row, count: L)
                     } else {
                         var z: Float = 0
                         for t in 0..<L { z += row[t] }

@@ -60,10 +60,8 @@ extension SoftmaxAttentionLayer {
                     BLAS.sgemm(.none, .transpose, m: T, n: T, k: dk, alpha: 1, a: dOs, lda: dk, b: V, ldb: dk,
                                beta: 0, c: dSm, ldc: T)
                     for i in 0..<T {
-                        let prow = Pm + i * T, drow = dSm + i * T
-                        var c: Float = 0
-                        for j in 0...i { c += drow[j] * prow[j] }
-                        for j in 0...i { drow[j] = prow[j] * (drow[j] - c) }
+                        let drow = dSm + i * T
+                        RowSoftmax.backward(drow, probabilities: Pm + i * T, count: i + 1)
                         for j in (i + 1)..<T { drow[j] = 0 }
                     }
                     // dQ = dS K / sqrt(dk),  dK = dS^T Q / sqrt(dk)

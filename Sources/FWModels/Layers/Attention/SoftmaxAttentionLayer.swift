@@ -107,16 +107,7 @@ public struct SoftmaxAttentionLayer: Sendable {
                 // Causal row softmax over j <= i; entries j > i are exactly 0.
                 for i in 0..<T {
                     let row = Pm + i * T
-                    var m = row[0]
-                    for j in 0...i { m = max(m, row[j]) }
-                    var sum: Float = 0
-                    for j in 0...i {
-                        let e = expf(row[j] - m)
-                        row[j] = e
-                        sum += e
-                    }
-                    let inv = 1 / sum
-                    for j in 0...i { row[j] *= inv }
+                    RowSoftmax.forward(row, count: i + 1)
                     for j in (i + 1)..<T { row[j] = 0 }
                 }
                 // O = P V   [T, dk]
