@@ -38,6 +38,21 @@ struct Ba2016Row {
     }
 }
 
+extension Ba2016Row {
+    /// The row a finished run left in `dir`/summary.json (nil if none is readable).
+    static func read(_ dir: String, reused: Bool) -> Ba2016Row? {
+        guard let data = FileManager.default.contents(atPath: RetrievalRunner.summaryPath(dir)),
+              let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return Ba2016Row(summary: summary, reused: reused)
+    }
+
+    /// One line for the progress output.
+    var line: String {
+        String(format: "test error %.2f%% (paper %@), %d steps, %.0f s", testError,
+               paper.map { String(format: "%.2f%%", $0) } ?? "-", steps, seconds)
+    }
+}
+
 /// The table, its JSON and Markdown files and the learning curves.
 struct Ba2016Report {
     var rows: [Ba2016Row]

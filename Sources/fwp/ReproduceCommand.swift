@@ -57,8 +57,9 @@ struct ReproduceBa2016Command: ParsableCommand {
         commandName: "ba2016",
         abstract: "Table 1 of Ba et al. 2016: associative retrieval, IRNN / LSTM / A-LSTM / fast weights at R = 20, 50, 100.",
         discussion: """
-            Trains every row (one folder each under DIR/runs/, with log.csv, checkpoint.safetensors \
-            and summary.json), then prints the table beside the paper's numbers and writes \
+            Trains every row in its own child process (`fwp train retrieval`, one thread; --jobs \
+            of them at once, default one per core) into DIR/runs/<model>-R<R>/ (log.csv, \
+            checkpoint.safetensors, summary.json), then prints the table beside the paper's numbers and writes \
             DIR/ba2016.json, DIR/ba2016.md and DIR/ba2016-curves.svg (validation error vs step). \
             A row whose folder already holds a finished run of the same configuration is reused; \
             an unfinished one is resumed from its checkpoint (--fresh starts over). \
@@ -73,6 +74,8 @@ struct ReproduceBa2016Command: ParsableCommand {
     @Option(help: "Comma-separated models to train (default: irnn,lstm,alstm,fast-weights).") var models: String?
     @Option(help: "Comma-separated R values (default: 20,50,100, or 20 with --quick).") var hidden: String?
     @OptionGroup var options: RetrievalRunOptions
+    @Option(help: "Rows trained at once, each in its own single-threaded child process (default: one per core).")
+    var jobs: Int?
     @Flag(help: "Start every row over, ignoring runs already in DIR/runs.") var fresh = false
     @Flag(help: "No progress output on stderr.") var quiet = false
 
@@ -96,24 +99,42 @@ struct ReproduceBa2016Command: ParsableCommand {
             try c.validate()
             return c
         }
+        let jobCount = jobs ?? ThreadOwnership.workers
+        guard jobCount >= 1 else { throw FWError.invalidArgument("--jobs must be >= 1, got \(jobCount)") }
         try RetrievalRunner.makeFolder(dir)
         let started = DispatchTime.now().uptimeNanoseconds
         if !quiet {
-            printError("fwp reproduce ba2016: \(plan.count) runs (\(plan.map(\.folderName).joined(separator: ", "))) into \(dir); \(ThreadOwnership.workers) worker thread(s), OpenBLAS \(BLASCore.name)")
+            printError("fwp reproduce ba2016: \(plan.count) runs (\(plan.map(\.folderName).joined(separator: ", "))) into \(dir), \(jobCount) at a time (one thread each), OpenBLAS \(BLASCore.name)")
         }
-        var rows: [Ba2016Row] = []
+        let pool = ChildRunPool<Ba2016Row>(jobs: jobCount, quiet: quiet, total: plan.count,
+                                           read: { Ba2016Row.read($0, reused: false) }, describe: { $0.line })
+        var stepLimit: [String: Int] = [:]
         for (i, (run, config)) in zip(plan, configs).enumerated() {
             let runDir = ((dir as NSString).appendingPathComponent("runs") as NSString).appendingPathComponent(run.folderName)
-            let label = "[\(i + 1)/\(plan.count)] \(run.model.displayName) R=\(run.hidden)"
-            let row = try train(config, runDir: runDir, label: label)
-            rows.append(row)
-            if !quiet {
-                printError(String(format: "%@: test error %.2f%% (paper %.2f%%), %d steps, %.0f s%@", label, row.testError,
-                                  row.paper ?? .nan, row.steps, row.seconds, row.reused ? " (reused)" : ""))
+            let name = "\(run.model.displayName) R=\(run.hidden)"
+            stepLimit[runDir] = config.maxSteps
+            switch try previousRun(config, runDir: runDir) {
+            case .finished(let row):
+                pool.finished(i, name: name, result: row, reused: true)
+            case .unfinished(let checkpoint, let step):
+                if !quiet { printError("\(name): resuming from step \(step)") }
+                pool.launch(i, name: name, arguments: ["train", "retrieval", "--resume", checkpoint,
+                    "--steps", "\(config.maxSteps)", "--out", runDir, "--quiet"], dir: runDir)
+            case .none:
+                try RetrievalRunner.makeFolder(runDir)
+                pool.launch(i, name: name, arguments: Self.childArguments(config) + ["--out", runDir, "--quiet"], dir: runDir)
             }
         }
+        let finished = try pool.wait { running in
+            running.isEmpty ? nil : "running: " + running.map { item in
+                RetrievalRunner.lastEvaluation(item.dir).map {
+                    String(format: "%@ step %d/%d (validation error %.2f%%)", item.name, $0.step, stepLimit[item.dir] ?? 0, $0.validationError)
+                } ?? "\(item.name) starting"
+            }.joined(separator: "; ")
+        }
+        let rows = plan.indices.map { finished[$0]! }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
-        let report = Ba2016Report(rows: rows, quick: quick, wallSeconds: wall, workers: ThreadOwnership.workers,
+        let report = Ba2016Report(rows: rows, quick: quick, wallSeconds: wall, workers: jobCount,
                                   blasCore: BLASCore.name, config: configs.first)
         try report.write(to: dir)
         print(report.table())
@@ -121,28 +142,38 @@ struct ReproduceBa2016Command: ParsableCommand {
                      Ba2016Report.duration(wall), dir))
     }
 
-    /// Trains (or reuses, or resumes) one row.
-    func train(_ config: RetrievalRunConfig, runDir: String, label: String) throws -> Ba2016Row {
+    /// What DIR/runs/<row> already holds for `config`.
+    enum PreviousRun {
+        case none
+        case finished(Ba2016Row)
+        case unfinished(checkpoint: String, step: Int)
+    }
+
+    /// A finished run of the same configuration is reused, an unfinished one
+    /// resumed; anything else (another configuration, --fresh, no checkpoint)
+    /// is trained from the start.
+    func previousRun(_ config: RetrievalRunConfig, runDir: String) throws -> PreviousRun {
         let checkpoint = RetrievalRunner.checkpointPath(runDir)
-        let summaryPath = RetrievalRunner.summaryPath(runDir)
-        if !fresh, FileManager.default.fileExists(atPath: checkpoint),
-           let saved = try? SafeTensors.read(checkpoint).metadata["config"].map({ try RetrievalCheckpointConfig.decode($0, path: checkpoint) }),
-           saved.run == config {
-            let finished = saved.progress.stoppedEarly || saved.progress.step >= config.maxSteps
-            if finished, let data = FileManager.default.contents(atPath: summaryPath),
-               let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-               let row = Ba2016Row(summary: summary, reused: true) {
-                return row
-            }
-            if !quiet { printError("\(label): resuming from step \(saved.progress.step)") }
-            let trainer = try RetrievalTrainer(resumingFrom: checkpoint)
-            let outcome = try RetrievalRunner.run(trainer, dir: runDir, label: label, quiet: quiet, progressEvery: 1000)
-            return Ba2016Row(summary: outcome.summary, reused: false)!
+        guard !fresh, FileManager.default.fileExists(atPath: checkpoint),
+              let saved = try? SafeTensors.read(checkpoint).metadata["config"].map({ try RetrievalCheckpointConfig.decode($0, path: checkpoint) }),
+              saved.run == config else { return .none }
+        if saved.progress.stoppedEarly || saved.progress.step >= config.maxSteps,
+           let row = Ba2016Row.read(runDir, reused: true) {
+            return .finished(row)
         }
-        try RetrievalRunner.makeFolder(runDir)
-        RetrievalRunner.clearPreviousRun(runDir)
-        let trainer = try RetrievalTrainer(config: config)
-        let outcome = try RetrievalRunner.run(trainer, dir: runDir, label: label, quiet: quiet, progressEvery: 1000)
-        return Ba2016Row(summary: outcome.summary, reused: false)!
+        return .unfinished(checkpoint: checkpoint, step: saved.progress.step)
+    }
+
+    /// `fwp train retrieval` arguments that give exactly `c` (checked by a test).
+    static func childArguments(_ c: RetrievalRunConfig) -> [String] {
+        var a = ["train", "retrieval", "--model", c.model.rawValue, "--hidden", "\(c.hidden)", "--steps", "\(c.maxSteps)",
+                 "--pairs", "\(c.pairs)", "--embedding", "\(c.embedding)", "--batch", "\(c.batchSize)",
+                 "--lr", "\(c.learningRate)", "--clip", "\(c.clipNorm)", "--seed", "\(c.seed)",
+                 "--eval-every", "\(c.evalEvery)", "--patience", "\(c.patience)",
+                 "--train-examples", "\(c.trainExamples)", "--validation-examples", "\(c.validationExamples)",
+                 "--test-examples", "\(c.testExamples)", "--eval-batch", "\(c.evalBatchSize)",
+                 "--algorithm", c.algorithm, "--recurrent-init", c.recurrentInit, "--copies", "\(c.copies)"]
+        if let schedule = c.learningRateSchedule { a += ["--lr-schedule", schedule] }
+        return a
     }
 }

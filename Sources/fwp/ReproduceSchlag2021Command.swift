@@ -74,7 +74,8 @@ struct ReproduceSchlag2021Command: ParsableCommand {
             printError("fwp reproduce schlag2021 --setting \(setting): \(modelList.count) models x \(sizeList.count) S = \(plan.count) runs into \(dir), \(jobCount) at a time")
         }
         let started = DispatchTime.now().uptimeNanoseconds
-        let pool = ChildRunPool(jobs: jobCount, quiet: quiet, total: plan.count)
+        let pool = ChildRunPool<SyntheticRunResult>(jobs: jobCount, quiet: quiet, total: plan.count,
+                                                    read: SyntheticSummary.read, describe: SyntheticSummary.line)
         for (i, item) in plan.enumerated() {
             if !fresh, let saved = SyntheticSummary.read(item.dir), saved.config == item.config {
                 pool.finished(i, name: item.model.name, result: saved, reused: true)
@@ -105,89 +106,4 @@ struct ReproduceSchlag2021Command: ParsableCommand {
         if c.freezeEmbedding == true { a.append("--freeze-embedding") }
         return a
     }
-}
-
-/// Runs `fwp train synthetic` children, at most `jobs` at once, each with
-/// one thread (FWP_THREADS=1): with small per-run work, whole runs in
-/// parallel use the cores better than threads inside one run.
-final class ChildRunPool: @unchecked Sendable {
-    let quiet: Bool
-    let total: Int
-    private let lock = NSLock()
-    private let slots: DispatchSemaphore
-    private let group = DispatchGroup()
-    private var results: [Int: SyntheticRunResult] = [:]
-    private var failures: [String] = []
-    private var done = 0
-
-    init(jobs: Int, quiet: Bool, total: Int) {
-        self.quiet = quiet
-        self.total = total
-        slots = DispatchSemaphore(value: jobs)
-    }
-
-    /// Records a result (reused or finished) and prints its line.
-    func finished(_ index: Int, name: String, result: SyntheticRunResult, reused: Bool) {
-        lock.lock()
-        results[index] = result
-        done += 1
-        let line = "[\(done)/\(total)] \(name): " + SyntheticSummary.line(result) + (reused ? " (reused)" : "")
-        lock.unlock()
-        if !quiet { printError(line) }
-    }
-
-    /// Starts one child when a slot is free (blocks until then).
-    func launch(_ index: Int, name: String, arguments: [String], dir: String) {
-        slots.wait()
-        group.enter()
-        DispatchQueue.global().async {
-            defer { self.slots.signal(); self.group.leave() }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.executable)
-            process.arguments = arguments
-            var environment = ProcessInfo.processInfo.environment
-            environment["FWP_THREADS"] = "1"
-            environment["OPENBLAS_NUM_THREADS"] = "1"
-            process.environment = environment
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            do {
-                try process.run()
-                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                if process.terminationStatus == 0, let result = SyntheticSummary.read(dir) {
-                    self.finished(index, name: name, result: result, reused: false)
-                } else {
-                    let last = message.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
-                    self.fail("\(name) (\(dir)): \(last)")
-                }
-            } catch {
-                self.fail("\(name): cannot start \(Self.executable): \(error)")
-            }
-        }
-    }
-
-    private func fail(_ message: String) {
-        lock.lock()
-        failures.append(message)
-        lock.unlock()
-        if !quiet { printError("failed: \(message)") }
-    }
-
-    /// Waits for every child; throws if any failed.
-    func wait() throws -> [Int: SyntheticRunResult] {
-        group.wait()
-        lock.lock()
-        defer { lock.unlock() }
-        if let first = failures.first {
-            throw FWError.invalidArgument("\(failures.count) run(s) failed; first: \(first)")
-        }
-        return results
-    }
-
-    /// This program's own executable.
-    static let executable: String = {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }()
 }

@@ -113,13 +113,7 @@ struct TrainRetrievalCommand: ParsableCommand {
             }
             trainer = try RetrievalTrainer(resumingFrom: resume, maxSteps: steps)
         } else {
-            guard let model else { throw FWError.invalidArgument("missing --model (fast-weights, irnn, lstm or alstm)") }
-            guard let hidden else { throw FWError.invalidArgument("missing --hidden R") }
-            var config = RetrievalRunConfig(model: try parseModel(model), hidden: hidden)
-            options.apply(to: &config)
-            if let steps { config.maxSteps = steps }
-            try config.validate()
-            trainer = try RetrievalTrainer(config: config)
+            trainer = try RetrievalTrainer(config: try newRunConfig())
         }
         let c = trainer.config
         let dir = out ?? (resume.map { ($0 as NSString).deletingLastPathComponent } ?? "runs/\(c.model.rawValue)-R\(c.hidden)")
@@ -128,5 +122,16 @@ struct TrainRetrievalCommand: ParsableCommand {
         let label = "\(c.model.displayName) R=\(c.hidden)"
         let outcome = try RetrievalRunner.run(trainer, dir: folder, label: label, quiet: quiet)
         print(RetrievalRunner.finalLine(outcome))
+    }
+
+    /// The configuration of a new (not resumed) run from the options given.
+    func newRunConfig() throws -> RetrievalRunConfig {
+        guard let model else { throw FWError.invalidArgument("missing --model (fast-weights, irnn, lstm or alstm)") }
+        guard let hidden else { throw FWError.invalidArgument("missing --hidden R") }
+        var config = RetrievalRunConfig(model: try parseModel(model), hidden: hidden)
+        options.apply(to: &config)
+        if let steps { config.maxSteps = steps }
+        try config.validate()
+        return config
     }
 }

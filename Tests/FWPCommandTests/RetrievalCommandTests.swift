@@ -136,6 +136,23 @@ final class RetrievalCommandTests: XCTestCase {
         XCTAssertEqual(again.err.components(separatedBy: "(reused)").count - 1, 4, again.err)
     }
 
+    func testReproduceResumesARowFromItsCheckpointInAChild() throws {
+        let args = ["reproduce", "ba2016", "--out", "rep", "--models", "fast-weights", "--hidden", "4",
+                    "--steps", "6", "--jobs", "1"] + tiny
+        let first = try cli.run(args)
+        XCTAssertEqual(first.status, 0, first.err)
+        let before = try XCTUnwrap(try json("rep/ba2016.json") as? [[String: Any]]).first
+        // Without its summary the row counts as unfinished: a child resumes it from the checkpoint.
+        try FileManager.default.removeItem(atPath: cli.path("rep/runs/fast-weights-R4/summary.json"))
+        let again = try cli.run(args)
+        XCTAssertEqual(again.status, 0, again.err)
+        XCTAssertTrue(again.err.contains("resuming from step 6"), again.err)
+        XCTAssertFalse(again.err.contains("(reused)"), again.err)
+        let after = try XCTUnwrap(try json("rep/ba2016.json") as? [[String: Any]]).first
+        XCTAssertEqual(after?["test_error_pct"] as? Double, before?["test_error_pct"] as? Double)
+        XCTAssertEqual(after?["steps"] as? Int, 6)
+    }
+
     func testPaperColumnsAtTheirR() throws {
         let r = try cli.run(["reproduce", "ba2016", "--out", "rep", "--models", "fast-weights", "--hidden", "20",
                              "--steps", "3", "--quiet"] + tiny)
@@ -149,6 +166,7 @@ final class RetrievalCommandTests: XCTestCase {
         try assertFails(["reproduce", "ba2016", "--hidden", "20,x"], mentioning: "--hidden")
         try assertFails(["reproduce", "ba2016", "--steps", "0"], mentioning: "--steps")
         try assertFails(["reproduce", "ba2016", "--models", "alstm", "--hidden", "5"], mentioning: "even")
+        try assertFails(["reproduce", "ba2016", "--jobs", "0"], mentioning: "--jobs")
         try assertFails(["reproduce", "ba2020"], mentioning: "ba2020")
     }
 }
