@@ -22,6 +22,8 @@ final class ChildRunPool<Result>: @unchecked Sendable {
     private let lock = NSLock()
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
+    /// Starts children in plan order, one at a time as slots free up.
+    private let launcher = DispatchQueue(label: "fwp.ChildRunPool.launcher")
     private var results: [Int: Result] = [:]
     private var running: [Int: (name: String, dir: String)] = [:]
     private var failures: [String] = []
@@ -50,38 +52,46 @@ final class ChildRunPool<Result>: @unchecked Sendable {
         if !quiet { printError(line) }
     }
 
-    /// Starts one child `fwp arguments...` when a slot is free (blocks until then).
+    /// Queues one child `fwp arguments...`; it starts when a slot is free.
+    /// Returns at once, so that `wait` can report progress meanwhile.
     func launch(_ index: Int, name: String, arguments: [String], dir: String) {
-        slots.wait()
         group.enter()
-        lock.lock()
-        running[index] = (name, dir)
-        lock.unlock()
-        DispatchQueue.global().async {
-            defer { self.slots.signal(); self.group.leave() }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.executable)
-            process.arguments = arguments
-            var environment = ProcessInfo.processInfo.environment
-            environment["FWP_THREADS"] = "1"
-            environment["OPENBLAS_NUM_THREADS"] = "1"
-            process.environment = environment
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            do {
-                try process.run()
-                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                if process.terminationStatus == 0, let result = self.read(dir) {
-                    self.finished(index, name: name, result: result, reused: false)
-                } else {
-                    let last = message.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
-                    self.fail(index, "\(name) (\(dir)): \(last)")
-                }
-            } catch {
-                self.fail(index, "\(name): cannot start \(Self.executable): \(error)")
+        launcher.async {
+            self.slots.wait()
+            self.lock.lock()
+            self.running[index] = (name, dir)
+            self.lock.unlock()
+            DispatchQueue.global().async {
+                defer { self.slots.signal(); self.group.leave() }
+                self.runChild(index, name: name, arguments: arguments, dir: dir)
             }
+        }
+    }
+
+    /// Runs one child to its end and records its result or its failure.
+    private func runChild(_ index: Int, name: String, arguments: [String], dir: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["FWP_THREADS"] = "1"
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        do {
+            try process.run()
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            if process.terminationStatus == 0, let result = read(dir) {
+                finished(index, name: name, result: result, reused: false)
+            } else {
+                let last = message.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
+                fail(index, "\(name) (\(dir)): \(last)")
+            }
+        } catch {
+            fail(index, "\(name): cannot start \(Self.executable): \(error)")
         }
     }
 

@@ -127,8 +127,11 @@ struct ReproduceBa2016Command: ParsableCommand {
         }
         let finished = try pool.wait { running in
             running.isEmpty ? nil : "running: " + running.map { item in
-                RetrievalRunner.lastEvaluation(item.dir).map {
-                    String(format: "%@ step %d/%d (validation error %.2f%%)", item.name, $0.step, stepLimit[item.dir] ?? 0, $0.validationError)
+                RetrievalRunner.lastEvaluation(item.dir).map { e in
+                    let limit = stepLimit[item.dir] ?? e.step
+                    let eta = e.step > 0 ? Double(limit - e.step) * e.seconds / Double(e.step) : 0
+                    return String(format: "%@ step %d/%d, validation error %.2f%%, ETA %@", item.name, e.step, limit,
+                                  e.validationError, Ba2016Report.duration(eta))
                 } ?? "\(item.name) starting"
             }.joined(separator: "; ")
         }

@@ -68,15 +68,16 @@ enum RetrievalRunner {
         return Outcome(summary: summary, test: test, trainer: trainer)
     }
 
-    /// The step and validation error % of the last row of `dir`/log.csv
+    /// The step, training seconds and validation error % of the last row of `dir`/log.csv
     /// (nil before the first evaluation): how far a child run has got.
-    static func lastEvaluation(_ dir: String) -> (step: Int, validationError: Double)? {
+    static func lastEvaluation(_ dir: String) -> (step: Int, seconds: Double, validationError: Double)? {
         guard let text = try? String(contentsOfFile: logPath(dir), encoding: .utf8),
               let last = text.split(separator: "\n").last else { return nil }
         let fields = last.split(separator: ",")
         let column = RetrievalTrainer.logColumns.firstIndex(of: "validation_error_pct") ?? 5
-        guard fields.count > column, let step = Int(fields[0]), let error = Double(fields[column]) else { return nil }
-        return (step, error)
+        guard fields.count > column, let step = Int(fields[0]), let seconds = Double(fields[1]),
+              let error = Double(fields[column]) else { return nil }
+        return (step, seconds, error)
     }
 
     /// The line `fwp train` prints on stdout at the end.

@@ -15,7 +15,7 @@ struct RetrievalRunOptions: ParsableArguments {
     @Option(help: "Key-value pairs per sequence, K (T = 2K + 3). Default 4.") var pairs: Int?
     @Option(help: "Width of the token embedding. Default 100.") var embedding: Int?
     @Option(help: "Sequences per training step. Default 128.") var batch: Int?
-    @Option(help: "Adam's learning rate (constant). Default 0.001.") var lr: Float?
+    @Option(help: "Adam's base learning rate. Default 0.0002.") var lr: Float?
     @Option(name: .customLong("lr-schedule"), help: "constant, cosine:<minFactor> (decay to minFactor*lr at --steps) or step:<every>:<factor>. Default constant.")
     var lrSchedule: String?
     @Option(help: "Clip gradients to this global L2 norm (0: no clipping). Default 0.") var clip: Float?

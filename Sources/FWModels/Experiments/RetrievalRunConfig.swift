@@ -48,7 +48,7 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
     /// Sequences per training step.
     public var batchSize: Int = 128
     /// Adam's base step size (scaled by `learningRateSchedule`).
-    public var learningRate: Float = 1e-3
+    public var learningRate: Float = 2e-4
     /// How the step size changes over training: nil or "constant"; "cosine:<minFactor>"
     /// (cosine decay from `learningRate` to `minFactor * learningRate` at `maxSteps`);
     /// "step:<every>:<factor>" (times `factor` every `every` steps). Optional so that
