@@ -16,6 +16,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "A checkpoint written by fwp train (checkpoint.safetensors).") var checkpoint: String
     @Option(name: .customLong("eval-batch"), help: "Sequences per batch. Default: the run's.") var evalBatch: Int?
     @Flag(help: "Evaluate the current parameters instead of the best ones.") var current = false
+    @Flag(name: .customLong("by-pair"), help: "Also the error split by which pair the query asks for (1 = the oldest).")
+    var byPair = false
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
@@ -42,16 +44,32 @@ struct EvalCommand: ParsableCommand {
         // Only the test split is needed: its stream does not depend on the other sizes.
         let test = try run.task().splits(seed: run.seed, train: 0, validation: 0, test: run.testExamples).test
         let r = try model.evaluate(tokens: test.tokens, targets: test.targets, batchSize: run.evalBatchSize, store: store)
+        // Per queried pair: (examples, error %), pair 1 the oldest.
+        var perPair: [(count: Int, errorPercent: Double)] = []
+        if byPair {
+            let predicted = try model.predictions(tokens: test.tokens, batchSize: run.evalBatchSize, store: store)
+            let split = try run.task().errorsByPair(tokens: test.tokens, targets: test.targets, predictions: predicted)
+            perPair = zip(split.count, split.errors).map { ($0, $0 > 0 ? 100 * Double($1) / Double($0) : 0) }
+        }
         if json {
-            let out: [String: Any] = ["model": run.model.rawValue, "hidden": run.hidden, "parameters": which,
+            var out: [String: Any] = ["model": run.model.rawValue, "hidden": run.hidden, "parameters": which,
                                       "step": saved.progress.step, "test_error_pct": r.errorPercent,
                                       "test_loss": Double(r.loss), "test_examples": r.count]
+            if byPair {
+                out["test_error_pct_by_pair"] = perPair.map(\.errorPercent)
+                out["test_examples_by_pair"] = perPair.map(\.count)
+            }
             let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(String(format: "%@ R=%d (%@ parameters, step %d): test error %.2f%% (loss %.4f, %d examples)",
                          run.model.displayName, run.hidden, which, saved.progress.step,
                          r.errorPercent, Double(r.loss), r.count))
+            if byPair {
+                print("test error by queried pair (1 = oldest): " + perPair.enumerated().map {
+                    String(format: "%d: %.2f%% of %d", $0.offset + 1, $0.element.errorPercent, $0.element.count)
+                }.joined(separator: ", "))
+            }
         }
     }
 }

@@ -108,4 +108,46 @@ final class RetrievalModelTests: XCTestCase {
         XCTAssertEqual(whole.correct, parts.correct)
         XCTAssertEqual(Double(whole.loss), Double(parts.loss), accuracy: 1e-5)
     }
+
+    /// predictions agree with evaluate's count (in any batching), and the
+    /// per-pair split adds up to the whole split's errors.
+    func testPredictionsAndErrorsByQueriedPair() throws {
+        var config = RetrievalRunConfig(model: .fastWeights, hidden: 6)
+        config.embedding = 5
+        config.pairs = 3
+        var store = ParameterStore()
+        var rng = SeededRNG(seed: 4)
+        let model = try config.makeModel(store: &store, rng: &rng)
+        let task = try config.task()
+        let data = task.generate(count: 41, rng: &rng)
+        let whole = try model.evaluate(tokens: data.tokens, targets: data.targets, batchSize: 41, store: store)
+        let predicted = try model.predictions(tokens: data.tokens, batchSize: 41, store: store)
+        XCTAssertEqual(try model.predictions(tokens: data.tokens, batchSize: 7, store: store), predicted)
+        XCTAssertEqual(predicted.count, 41)
+        XCTAssertEqual(zip(predicted, data.targets).filter { $0 == $1 }.count, whole.correct)
+        let split = try task.errorsByPair(tokens: data.tokens, targets: data.targets, predictions: predicted)
+        XCTAssertEqual(split.count.count, 3)
+        XCTAssertEqual(split.count.reduce(0, +), 41)
+        XCTAssertEqual(split.errors.reduce(0, +), 41 - whole.correct)
+        XCTAssertThrowsError(try task.errorsByPair(tokens: data.tokens, targets: data.targets, predictions: [1, 2]))
+    }
+
+    /// c9k8j3f1??c asks for pair 1 (0-based 0); a query that is no key gives nil.
+    func testQueriedPair() throws {
+        let task = try AssociativeRetrieval(pairs: 4)
+        func tokens(_ text: String) -> ArraySlice<Int32> {
+            ArraySlice(text.unicodeScalars.map { c -> Int32 in
+                switch c {
+                case "a"..."z": return Int32(c.value - 97)
+                case "0"..."9": return Int32(c.value - 48 + 26)
+                default: return Int32(AssociativeRetrieval.questionMark)
+                }
+            })
+        }
+        XCTAssertEqual(AssociativeRetrieval.render(tokens("c9k8j3f1??c")), "c9k8j3f1??c")
+        XCTAssertEqual(task.queriedPair(tokens("c9k8j3f1??c")), 0)
+        XCTAssertEqual(task.queriedPair(tokens("c9k8j3f1??f")), 3)
+        XCTAssertEqual(task.queriedPair(tokens("c9k8j3f1??j")), 2)
+        XCTAssertNil(task.queriedPair(tokens("c9k8j3f1??z")))
+    }
 }

@@ -50,6 +50,19 @@ final class RetrievalCommandTests: XCTestCase {
         XCTAssertEqual(result["test_error_pct"] as? Double, testError)
         XCTAssertEqual(result["parameters"] as? String, "best")
         XCTAssertEqual(result["test_examples"] as? Int, 24)
+
+        // --by-pair: K entries that add up to the whole test split.
+        let p = try cli.run(["eval", "--checkpoint", "run/checkpoint.safetensors", "--json", "--by-pair"])
+        XCTAssertEqual(p.status, 0, p.err)
+        let byPair = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(p.out.utf8)) as? [String: Any])
+        let counts = try XCTUnwrap(byPair["test_examples_by_pair"] as? [Int])
+        let errors = try XCTUnwrap(byPair["test_error_pct_by_pair"] as? [Double])
+        XCTAssertEqual(counts.count, 2)
+        XCTAssertEqual(counts.reduce(0, +), 24)
+        let wrong = zip(counts, errors).map { Double($0) * $1 / 100 }.reduce(0, +)
+        XCTAssertEqual(wrong, testError * 24 / 100, accuracy: 1e-9)
+        let text = try cli.run(["eval", "--checkpoint", "run/checkpoint.safetensors", "--by-pair"])
+        XCTAssertTrue(text.out.contains("test error by queried pair (1 = oldest): 1: "), text.out)
     }
 
     /// Train 4 steps, resume to 8 in a second process: the same checkpoint as 8 steps straight.

@@ -36,6 +36,9 @@ public protocol SequenceClassifier: Sendable {
     /// Mean loss and number correct of `tokens [B, T]`, `targets [B]` (no gradients).
     func evaluate(tokens: ArraySlice<Int32>, targets: ArraySlice<Int32>,
                   store: ParameterStore) throws -> ClassificationResult
+
+    /// The most probable class of every sequence of `tokens [B, T]`, `[B]`.
+    func predictions(tokens: ArraySlice<Int32>, store: ParameterStore) throws -> [Int32]
 }
 
 extension SequenceClassifier {
@@ -60,6 +63,26 @@ extension SequenceClassifier {
         }
         let n = targets.count
         return ClassificationResult(loss: n > 0 ? Float(lossSum / Double(n)) : 0, correct: correct, count: n)
+    }
+
+    /// The most probable class of every sequence of a whole split `tokens
+    /// [n, T]`, in batches of `batchSize` sequences: `[n]`.
+    public func predictions(tokens: [Int32], batchSize: Int, store: ParameterStore) throws -> [Int32] {
+        precondition(batchSize >= 1, "predictions: batch size must be positive")
+        let T = sequenceLength
+        guard tokens.count % T == 0 else {
+            throw FWError.invalidArgument("predictions: \(tokens.count) tokens is not a whole number of sequences of \(T)")
+        }
+        let n = tokens.count / T
+        var out: [Int32] = []
+        out.reserveCapacity(n)
+        var start = 0
+        while start < n {
+            let end = min(start + batchSize, n)
+            out += try predictions(tokens: tokens[(start * T)..<(end * T)], store: store)
+            start = end
+        }
+        return out
     }
 }
 
@@ -157,5 +180,22 @@ public struct RetrievalModel<Encoder: RecurrentEncoder>: SequenceClassifier {
     public func evaluate(tokens: ArraySlice<Int32>, targets: ArraySlice<Int32>,
                          store: ParameterStore) throws -> ClassificationResult {
         try forward(tokens: tokens, targets: targets, store: store).0
+    }
+
+    /// argmax_c logits[b, c] (the first maximum, exactly as `correct` counts).
+    public func predictions(tokens: ArraySlice<Int32>, store: ParameterStore) throws -> [Int32] {
+        let T = sequenceLength
+        guard tokens.count % T == 0 else {
+            throw FWError.invalidArgument("RetrievalModel: \(tokens.count) tokens is not a whole number of sequences of length \(T)")
+        }
+        let B = tokens.count / T
+        // The targets only enter the loss, not the probabilities.
+        let (_, cache) = try forward(tokens: tokens, targets: ArraySlice(repeating: 0, count: B), store: store)
+        let p = try readout(cache.last, store), C = p.shape[1]
+        return (0..<B).map { b in
+            var best = 0
+            for c in 1..<C where p.storage[b * C + c] > p.storage[b * C + best] { best = c }
+            return Int32(best)
+        }
     }
 }
