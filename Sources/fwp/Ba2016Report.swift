@@ -58,7 +58,8 @@ struct Ba2016Report {
     var rows: [Ba2016Row]
     var quick: Bool
     var wallSeconds: Double
-    var workers: Int
+    /// Rows trained at once (each a single-threaded child process).
+    var jobs: Int
     var blasCore: String
     /// The first row's configuration (the shared settings: K, embedding, batch, lr, ...).
     var config: RetrievalRunConfig?
@@ -141,7 +142,7 @@ struct Ba2016Report {
                       + "Choices: `Sources/FWModels/Tasks/AssociativeRetrieval.md`.")
         }
         md.append("")
-        md.append("Wall-clock \(Self.duration(wallSeconds)) on \(workers) worker thread(s), OpenBLAS \(blasCore) kernels. "
+        md.append("Wall-clock \(Self.duration(wallSeconds)), \(jobs) run(s) at a time in child processes of one thread each, OpenBLAS \(blasCore) kernels. "
                   + "Learning curves: `ba2016-curves.svg`.")
         return md.joined(separator: "\n") + "\n"
     }

@@ -137,7 +137,7 @@ struct ReproduceBa2016Command: ParsableCommand {
         }
         let rows = plan.indices.map { finished[$0]! }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
-        let report = Ba2016Report(rows: rows, quick: quick, wallSeconds: wall, workers: jobCount,
+        let report = Ba2016Report(rows: rows, quick: quick, wallSeconds: wall, jobs: jobCount,
                                   blasCore: BLASCore.name, config: configs.first)
         try report.write(to: dir)
         print(report.table())
