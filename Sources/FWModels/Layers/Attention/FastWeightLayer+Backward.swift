@@ -15,12 +15,27 @@ extension FastWeightLayer {
     ///
     /// - Throws: `FWError.shapeMismatch` naming "dy" unless it is `[B, T, D]` of the forward.
     public func backward(_ dy: Tensor, cache: FastWeightLayer.Cache, store: inout ParameterStore) throws -> Tensor {
+        try backward(dy, dstate: nil, cache: cache, store: &store).dx
+    }
+
+    /// dL/dx `[B, T, D]` and dL/dS_0 `[B, H, dv, Dphi]` from dL/dy `[B, T, D]`
+    /// and dL/dS_T (zero when nil) of the stateful forward
+    /// `forward(_:store:omega:initialState:)`, accumulating the parameter
+    /// gradients into `store.gradients`. Segment by segment in reverse, each
+    /// segment's dL/dS_0 is the dstate of the segment before it.
+    ///
+    /// - Throws: `FWError.shapeMismatch` naming "dy" or "dstate".
+    public func backward(_ dy: Tensor, dstate: Tensor?, cache: FastWeightLayer.Cache,
+                         store: inout ParameterStore) throws -> (dx: Tensor, dinitialState: Tensor) {
         let (B, T) = (cache.B, cache.T)
         let (D, H, dk, dv, P) = (config.modelSize, config.heads, config.headSize, config.valueSize, config.projectionSize)
         try dy.checkShape("dy", [B, T, D])
+        let stateShape = [B, H, dv, config.featureMap.outputSize(inputSize: dk)]
+        if let dstate { try dstate.checkShape("dstate", stateShape) }
         let n = B * T
         var dx = Tensor(shape: [B, T, D])
-        guard n > 0, let fwpCache = cache.fwp else { return dx }
+        // No step: S_T = S_0, so dL/dS_0 = dL/dS_T.
+        guard n > 0, let fwpCache = cache.fwp else { return (dx, dstate ?? Tensor(shape: stateShape)) }
         let s = queryKeyScale
 
         // 1. Output projection: dmerged = dy Wout, dWout += dy^T merged.
@@ -36,7 +51,7 @@ extension FastWeightLayer {
         }
 
         // 2. The fast weight programmer's backward (Omega as the forward used it).
-        let g = try FastWeightProgrammer.backward(dy: dheads, cache: fwpCache)
+        let g = try FastWeightProgrammer.backward(dy: dheads, dstate: dstate, cache: fwpCache)
 
         // 3. Back into the fused layout; q and k were scaled by s, beta = sigmoid(logit).
         var dp = [Float].uninitialized(count: n * P)
@@ -64,6 +79,6 @@ extension FastWeightLayer {
                                 n: n, inputs: D, outputs: P)
             }
         }
-        return dx
+        return (dx, g.dstate)
     }
 }

@@ -19,8 +19,30 @@ extension FastWeightLayer {
     /// - Throws: `FWError.shapeMismatch` naming "x" or "omega";
     ///   `FWError.invalidArgument` for a missing or unexpected Omega.
     public func forward(_ x: Tensor, store: ParameterStore, omega: Tensor?) throws -> (y: Tensor, cache: FastWeightLayer.Cache) {
+        let r = try forward(x, store: store, omega: omega, initialState: nil)
+        return (r.y, r.cache)
+    }
+
+    /// y `[B, T, D]` and the final fast weights S_T `[B, H, dv, Dphi]` for
+    /// x `[B, T, D]`, starting from S_0 `[B, H, dv, Dphi]` (zero when nil):
+    /// a long sequence run segment by segment, each segment starting from the
+    /// previous one's S_T, gives the same y as one pass over the whole (the
+    /// op's recurrence S_t = f(S_{t-1}, ...) does not care where it is cut).
+    /// Not with the sum rule's attention denominator (its z_0 is always 0).
+    ///
+    /// - Throws: `FWError.shapeMismatch` naming "x", "omega" or "initial state";
+    ///   `FWError.invalidArgument` for an initial state with the denominator.
+    public func forward(_ x: Tensor, store: ParameterStore, omega: Tensor?,
+                        initialState: Tensor?) throws -> (y: Tensor, state: Tensor, cache: FastWeightLayer.Cache) {
         let (B, T) = try AttentionHeads.checkSequence(x, "x", modelSize: modelSize)
         try checkOmega(omega)
+        let stateShape = [B, config.heads, config.valueSize, config.featureMap.outputSize(inputSize: config.headSize)]
+        if let s0 = initialState {
+            if config.denominator {
+                throw FWError.invalidArgument("FastWeightLayer: the attention denominator starts from S_0 = 0 and z_0 = 0: no initial state")
+            }
+            try s0.checkShape("initial state", stateShape)
+        }
         let (D, H, dk, dv, P) = (config.modelSize, config.heads, config.headSize, config.valueSize, config.projectionSize)
         let n = B * T
         let s = queryKeyScale
@@ -54,9 +76,12 @@ extension FastWeightLayer {
         // 3. The fast weight programmer over the B*H sequences (an empty
         //    batch or sequence has nothing to run: y is empty, so is dx).
         if n == 0 {
-            return (Tensor(shape: [B, T, D]), Cache(B: B, T: T, x: x, beta: [], merged: [], fwp: nil, omega: omega))
+            // No step: S_T = S_0.
+            return (Tensor(shape: [B, T, D]), initialState ?? Tensor(shape: stateShape),
+                    Cache(B: B, T: T, x: x, beta: [], merged: [], fwp: nil, omega: omega))
         }
-        let result = try op.forward(q: q, k: k, v: v, beta: beta, omega: omega, saveForBackward: true)
+        let result = try op.forward(q: q, k: k, v: v, beta: beta, omega: omega, initialState: initialState,
+                                    saveForBackward: true)
 
         // 4. Merge the heads, [B, H, T, dv] -> [B*T, H*dv], and project back to D.
         var merged = [Float].uninitialized(count: n * H * dv)
@@ -76,7 +101,7 @@ extension FastWeightLayer {
             }
         }
         let cache = Cache(B: B, T: T, x: x, beta: beta?.storage ?? [], merged: merged, fwp: result.cache!, omega: omega)
-        return (y, cache)
+        return (y, result.state, cache)
     }
 }
 
