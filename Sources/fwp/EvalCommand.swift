@@ -42,13 +42,14 @@ struct EvalCommand: ParsableCommand {
             which = "best"
         }
         // Only the test split is needed: its stream does not depend on the other sizes.
-        let test = try run.task().splits(seed: run.seed, train: 0, validation: 0, test: run.testExamples).test
+        let task = try run.task()
+        let test = task.splits(seed: run.seed, train: 0, validation: 0, test: run.testExamples).test
         let r = try model.evaluate(tokens: test.tokens, targets: test.targets, batchSize: run.evalBatchSize, store: store)
         // Per queried pair: (examples, error %), pair 1 the oldest.
         var perPair: [(count: Int, errorPercent: Double)] = []
         if byPair {
             let predicted = try model.predictions(tokens: test.tokens, batchSize: run.evalBatchSize, store: store)
-            let split = try run.task().errorsByPair(tokens: test.tokens, targets: test.targets, predictions: predicted)
+            let split = try task.errorsByPair(tokens: test.tokens, targets: test.targets, predictions: predicted)
             perPair = zip(split.count, split.errors).map { ($0, $0 > 0 ? 100 * Double($1) / Double($0) : 0) }
         }
         if json {

@@ -135,10 +135,23 @@ public struct RetrievalModel<Encoder: RecurrentEncoder>: SequenceClassifier {
     /// Forward: loss, number correct and the cache.
     public func forward(tokens: ArraySlice<Int32>, targets: ArraySlice<Int32>,
                         store: ParameterStore) throws -> (ClassificationResult, Cache) {
-        let B = targets.count, T = sequenceLength, N = encoder.hiddenSize
+        let B = targets.count, T = sequenceLength
         guard tokens.count == B * T else {
             throw FWError.invalidArgument("RetrievalModel: \(tokens.count) tokens for \(B) sequences of length \(T)")
         }
+        let (ids, x, encoderCache, last, logits) = try logits(tokens: tokens, B: B, store: store)
+        let t = Array(targets)
+        let output = try SoftmaxCrossEntropy.forward(logits: logits, targets: t)
+        let result = ClassificationResult(loss: output.loss, correct: output.correct, count: output.count)
+        return (result, Cache(ids: ids, x: x, encoderCache: encoderCache, last: last, output: output, targets: t))
+    }
+
+    /// Embedding, encoder, last hidden state and readout of `B` sequences
+    /// (`tokens.count == B * T`, checked by the callers): logits `[B, classes]`
+    /// and what the backward keeps of the way there.
+    private func logits(tokens: ArraySlice<Int32>, B: Int, store: ParameterStore) throws
+        -> (ids: [Int32], x: Tensor, encoderCache: Encoder.Cache, last: Tensor, logits: Tensor) {
+        let T = sequenceLength, N = encoder.hiddenSize
         let ids = Array(tokens)
         let x = try embedding(ids, store).reshaped([B, T, embedding.dimensions])
         let (h, encoderCache) = try encoder.forward(x, store: store)
@@ -148,11 +161,7 @@ public struct RetrievalModel<Encoder: RecurrentEncoder>: SequenceClassifier {
             let src = (b * T + T - 1) * N
             for j in 0..<N { last.storage[b * N + j] = h.storage[src + j] }
         }
-        let logits = try readout(last, store)
-        let t = Array(targets)
-        let output = try SoftmaxCrossEntropy.forward(logits: logits, targets: t)
-        let result = ClassificationResult(loss: output.loss, correct: output.correct, count: output.count)
-        return (result, Cache(ids: ids, x: x, encoderCache: encoderCache, last: last, output: output, targets: t))
+        return (ids, x, encoderCache, last, try readout(last, store))
     }
 
     /// Backward of the mean loss, accumulating every parameter's gradient into `store`.
@@ -189,9 +198,7 @@ public struct RetrievalModel<Encoder: RecurrentEncoder>: SequenceClassifier {
             throw FWError.invalidArgument("RetrievalModel: \(tokens.count) tokens is not a whole number of sequences of length \(T)")
         }
         let B = tokens.count / T
-        // The targets only enter the loss, not the probabilities.
-        let (_, cache) = try forward(tokens: tokens, targets: ArraySlice(repeating: 0, count: B), store: store)
-        let p = try readout(cache.last, store), C = p.shape[1]
+        let p = try logits(tokens: tokens, B: B, store: store).logits, C = p.shape[1]
         return (0..<B).map { b in
             var best = 0
             for c in 1..<C where p.storage[b * C + c] > p.storage[b * C + best] { best = c }

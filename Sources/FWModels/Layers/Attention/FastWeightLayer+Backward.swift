@@ -30,7 +30,7 @@ extension FastWeightLayer {
         let (B, T) = (cache.B, cache.T)
         let (D, H, dk, dv, P) = (config.modelSize, config.heads, config.headSize, config.valueSize, config.projectionSize)
         try dy.checkShape("dy", [B, T, D])
-        let stateShape = [B, H, dv, config.featureMap.outputSize(inputSize: dk)]
+        let stateShape = self.stateShape(batch: B)
         if let dstate { try dstate.checkShape("dstate", stateShape) }
         let n = B * T
         var dx = Tensor(shape: [B, T, D])

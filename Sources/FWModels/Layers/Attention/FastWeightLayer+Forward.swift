@@ -36,7 +36,7 @@ extension FastWeightLayer {
                         initialState: Tensor?) throws -> (y: Tensor, state: Tensor, cache: FastWeightLayer.Cache) {
         let (B, T) = try AttentionHeads.checkSequence(x, "x", modelSize: modelSize)
         try checkOmega(omega)
-        let stateShape = [B, config.heads, config.valueSize, config.featureMap.outputSize(inputSize: config.headSize)]
+        let stateShape = self.stateShape(batch: B)
         if let s0 = initialState {
             if config.denominator {
                 throw FWError.invalidArgument("FastWeightLayer: the attention denominator starts from S_0 = 0 and z_0 = 0: no initial state")

@@ -67,6 +67,12 @@ public struct FastWeightLayer: Sendable {
         }
     }
 
+    /// The shape of the fast weights S the stateful forward takes and returns:
+    /// `[B, H, dv, Dphi]`.
+    public func stateShape(batch B: Int) -> [Int] {
+        [B, config.heads, config.valueSize, config.featureMap.outputSize(inputSize: config.headSize)]
+    }
+
     /// Everything the backward reads, kept by the forward.
     public struct Cache: Sendable {
         /// Batch size and sequence length of the forward.
