@@ -16,11 +16,28 @@ import Glibc
 /// is made under a lock, so concurrent callers of batched ops run one at a
 /// time rather than fight over OpenBLAS's global thread count.
 public enum ThreadOwnership {
-    /// Number of worker threads: `FWP_THREADS` if set, else the online cores.
+    /// Number of worker threads: `FWP_THREADS` if it is a count in
+    /// `1...maxWorkers`, else the online cores (`fwp` rejects any other
+    /// `FWP_THREADS` with a message; the library falls back quietly).
     public static let workers: Int = {
-        if let s = ProcessInfoLite.environment["FWP_THREADS"], let n = Int(s), n >= 1 { return n }
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        if let s = ProcessInfoLite.environment["FWP_THREADS"], let n = parseWorkerCount(s) { return n }
+        return onlineCores
     }()
+
+    /// The most worker threads `FWP_THREADS` may ask for.
+    public static let maxWorkers = 256
+
+    /// The online cores (at least 1).
+    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// The worker count `text` spells (decimal, `1...maxWorkers`), or nil.
+    public static func parseWorkerCount(_ text: String) -> Int? {
+        guard let n = Int(text), (1...maxWorkers).contains(n) else { return nil }
+        return n
+    }
+
+    /// The raw `FWP_THREADS` value, if set (for the tool's own check).
+    public static var requestedWorkers: String? { ProcessInfoLite.environment["FWP_THREADS"] }
 
     private static let lock = PThreadMutex()
 

@@ -8,14 +8,26 @@ import Glibc
 /// CPUs). OpenBLAS reads the variable only when it is loaded, so the process
 /// must start again. `FWP_KEEP_BLAS_CORE=1` turns this off.
 enum BLASCoreFix {
+    /// `OpenBLAS SkylakeX` or, after a re-run, `OpenBLAS SkylakeX (set by fwp;
+    /// Debian's OpenBLAS chose Prescott)`: what benchmark and report headers print.
+    static var description: String {
+        guard let chosen = getenv("FWP_BLAS_CORE_CHOSEN").map({ String(cString: $0) }) else { return "OpenBLAS \(BLASCore.name)" }
+        return "OpenBLAS \(BLASCore.name) (OPENBLAS_CORETYPE set by fwp; OpenBLAS itself chose \(chosen))"
+    }
+
     static func reexecIfNeeded() {
         guard let core = BLASCore.coreTypeForReexec() else { return }
         // Guard against a loop if OpenBLAS ignores the variable.
         if getenv("FWP_BLAS_CORE_REEXEC") != nil {
-            printError("fwp: note: OpenBLAS still runs \(BLASCore.name) kernels after OPENBLAS_CORETYPE=\(core); continuing")
+            if isatty(STDERR_FILENO) != 0 { printError("fwp: note: OpenBLAS still runs \(BLASCore.name) kernels after OPENBLAS_CORETYPE=\(core); continuing") }
             return
         }
-        printError("fwp: note: OpenBLAS chose \(BLASCore.name) kernels, older than this CPU; re-running with OPENBLAS_CORETYPE=\(core) (FWP_KEEP_BLAS_CORE=1 keeps them)")
+        // Said on a terminal only: scripts and tests read stderr as one error line.
+        // `fwp bench` and `fwp reproduce` name the kernels that run, and `noteForReports` says why.
+        if isatty(STDERR_FILENO) != 0 {
+            printError("fwp: note: OpenBLAS chose \(BLASCore.name) kernels, older than this CPU; re-running with OPENBLAS_CORETYPE=\(core) (FWP_KEEP_BLAS_CORE=1 keeps them)")
+        }
+        setenv("FWP_BLAS_CORE_CHOSEN", BLASCore.name, 1)
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv("FWP_BLAS_CORE_REEXEC", "1", 1)
         let args = CommandLine.arguments

@@ -147,10 +147,17 @@ struct Ba2016Report {
         return md.joined(separator: "\n") + "\n"
     }
 
+    /// The files `write` makes in its folder.
+    static let fileNames = ["ba2016.json", "ba2016.md", "ba2016-curves.svg"]
+
+    /// Writes the JSON, Markdown and SVG into `dir`, all or none.
     func write(to dir: String) throws {
         func path(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
-        try AtomicFile.write([UInt8](try json()) + [10], to: path("ba2016.json"))
-        try AtomicFile.write(Array(markdown().utf8), to: path("ba2016.md"))
-        try AtomicFile.write(Array(LearningCurvesSVG(report: self).render().utf8), to: path("ba2016-curves.svg"))
+        let json = [UInt8](try json()) + [10]
+        try OutputTransaction.run { tx in
+            try tx.stage(json, to: path("ba2016.json"))
+            try tx.stage(Array(markdown().utf8), to: path("ba2016.md"))
+            try tx.stage(Array(LearningCurvesSVG(report: self).render().utf8), to: path("ba2016-curves.svg"))
+        }
     }
 }

@@ -15,9 +15,13 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
 
     func run() throws {
-        if T < 1 { throw FWError.invalidArgument("--T must be at least 1") }
+        try SizeLimits.check(T, in: 1...Self.maxT, "--T")
+        // The largest rows (B = 4, H = 8, d = 128): inputs, outputs, gradients and the op's own buffers.
+        try MemoryBudget.check(MemoryBudget.floats(4 * 8 * Double(T) * 128 * 24), "fwp bench at --T \(T)")
+        // Every destination is checked before the first benchmark runs.
+        for path in [json, markdown].compactMap({ $0 }) { try OutputTransaction.checkDestination(path) }
         let threads = ThreadOwnership.workers
-        log("fwp bench: OpenBLAS core \(BLASCore.name), \(threads) worker threads (OpenBLAS single-threaded inside each)")
+        log("fwp bench: \(BLASCoreFix.description), \(threads) worker threads (OpenBLAS single-threaded inside each)")
         if BLASCore.isOlderThanCPU {
             log("fwp bench: warning: OpenBLAS kernels \(BLASCore.name) are older than this CPU (recommended \(BLASCore.recommendedCore))")
         }
@@ -58,9 +62,15 @@ struct BenchCommand: ParsableCommand {
         print(BenchTable.text(rows))
         print("")
         print(FWPBenchmarks.crossoverSummary(rows))
-        if let json { try AtomicFile.write([UInt8](try BenchTable.json(rows)), to: json) }
-        if let markdown { try AtomicFile.write(Array(BenchTable.markdown(rows).utf8), to: markdown) }
+        let jsonBytes = try json.map { _ in [UInt8](try BenchTable.json(rows)) }
+        try OutputTransaction.run { tx in
+            if let json, let jsonBytes { try tx.stage(jsonBytes, to: json) }
+            if let markdown { try tx.stage(Array(BenchTable.markdown(rows).utf8), to: markdown) }
+        }
     }
+
+    /// The longest sequence `--T` may ask for.
+    static let maxT = 1 << 20
 
     private func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
 }

@@ -76,6 +76,7 @@ final class ChildRunPool<Result>: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["FWP_THREADS"] = "1"
         environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment["SWIFT_BACKTRACE"] = "enable=no"   // a crash is reported below, not as a backtrace
         process.environment = environment
         let errors = Pipe()
         process.standardError = errors
@@ -84,15 +85,27 @@ final class ChildRunPool<Result>: @unchecked Sendable {
             try process.run()
             let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
-            if process.terminationStatus == 0, let result = read(dir) {
+            if process.terminationStatus == 0, process.terminationReason == .exit, let result = read(dir) {
                 finished(index, name: name, result: result, reused: false)
             } else {
-                let last = message.split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
-                fail(index, "\(name) (\(dir)): \(last)")
+                fail(index, "\(name) (\(dir)): " + Self.failureReason(stderr: message, status: process.terminationStatus,
+                                                                    signalled: process.terminationReason == .uncaughtSignal))
             }
         } catch {
             fail(index, "\(name): cannot start \(Self.executable): \(error)")
         }
+    }
+
+    /// Why a child failed, in one line: its own `fwp: error:` line when it
+    /// printed one, else the signal that ended it or its exit status.
+    static func failureReason(stderr: String, status: Int32, signalled: Bool) -> String {
+        let lines = stderr.split(separator: "\n").map(String.init)
+        if let error = lines.last(where: { $0.hasPrefix("fwp: error: ") }) {
+            return String(error.dropFirst("fwp: error: ".count))
+        }
+        if signalled { return "crashed with signal \(status)" + (lines.isEmpty ? "" : " (\(lines[0]))") }
+        if status == 0 { return "exited without writing its result" }
+        return "exit status \(status)" + (lines.last.map { " (\($0))" } ?? "")
     }
 
     private func fail(_ index: Int, _ message: String) {

@@ -28,8 +28,8 @@ struct EvalCommand: ParsableCommand {
         let saved = try RetrievalCheckpointConfig.decode(text, path: checkpoint)
         var run = saved.run
         if let evalBatch {
-            guard evalBatch >= 1 else { throw FWError.invalidArgument("--eval-batch must be >= 1, got \(evalBatch)") }
             run.evalBatchSize = evalBatch
+            try run.validate()   // the range and the memory estimate at this batch
         }
         // The model as the run built it (its own draws are then overwritten by the file's values).
         var store = ParameterStore()
@@ -45,6 +45,9 @@ struct EvalCommand: ParsableCommand {
         let task = try run.task()
         let test = task.splits(seed: run.seed, train: 0, validation: 0, test: run.testExamples).test
         let r = try model.evaluate(tokens: test.tokens, targets: test.targets, batchSize: run.evalBatchSize, store: store)
+        guard r.loss.isFinite else {
+            throw FWError.nonFinite("\(checkpoint): the test loss of the \(which) parameters is \(r.loss) (the parameters are finite, but the model overflows)")
+        }
         // Per queried pair: (examples, error %), pair 1 the oldest.
         var perPair: [(count: Int, errorPercent: Double)] = []
         if byPair {

@@ -22,10 +22,13 @@ struct FWP: ParsableCommand {
         subcommands: [OpCommand.self, BenchCommand.self, TrainCommand.self, EvalCommand.self, ReproduceCommand.self])
 
     static func main() {
+        if let text = ThreadOwnership.requestedWorkers, ThreadOwnership.parseWorkerCount(text) == nil {
+            fail("FWP_THREADS must be a whole number from 1 to \(ThreadOwnership.maxWorkers), got '\(text)'")
+        }
         BLASCoreFix.reexecIfNeeded()
         MemoryPolicy.apply()
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(CommandLineWords.joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let error as FWError {
             fail("\(error)")
@@ -40,9 +43,11 @@ struct FWP: ParsableCommand {
         }
     }
 
-    /// Prints `fwp: error: <message>` on stderr and exits with status 2.
+    /// Prints `fwp: error: <message>` on stderr, as one line (control
+    /// characters in file names or file contents are escaped), and exits
+    /// with status 2.
     static func fail(_ message: String) -> Never {
-        printError("fwp: error: \(message)")
+        printError("fwp: error: " + CommandLineWords.escaped(message))
         Glibc.exit(2)
     }
 }

@@ -5,7 +5,8 @@ import FastWeights
 ///
 /// Writes `DIR/y.npy`, `DIR/state.npy`, and with `--dy`: `dq.npy dk.npy dv.npy
 /// dstate.npy` (+ `dbeta.npy` for the delta rule). Every input is read and
-/// checked, and every output computed, before the first file is written.
+/// checked (shapes, and NaN/Inf, named by file and index), and every output
+/// computed, before the first file is written; then all are written or none.
 struct OpFWPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fwp",
@@ -16,7 +17,7 @@ struct OpFWPCommand: ParsableCommand {
     @Option(help: "Normalisation of phi(k), phi(q): none, sum or l2.") var norm: String
     @Flag(help: "Divide by z_t . q'_t + 1e-6 (sum rule, non-negative phi, no --state).") var denominator = false
     @Option(help: "recurrent or chunked (default: the engine's choice).") var algo: String?
-    @Option(help: "Chunk length of the chunked algorithm (default 64).") var chunk: Int?
+    @Option(help: "Chunk length of --algo chunked (default 64).") var chunk: Int?
     @Option(help: "Queries [B, H, T, Dk].") var q: String
     @Option(help: "Keys [B, H, T, Dk].") var k: String
     @Option(help: "Values [B, H, T, Dv].") var v: String
@@ -33,6 +34,9 @@ struct OpFWPCommand: ParsableCommand {
         let norm = try FeatureNormalization(parsing: norm)
         if dstate != nil && dy == nil { throw FWError.invalidArgument("--dstate needs --dy") }
         if let chunk, chunk < 1 { throw FWError.invalidArgument("--chunk must be at least 1, got \(chunk)") }
+        if chunk != nil && algo != "chunked" {
+            throw FWError.invalidArgument("--chunk is for --algo chunked only (got --algo \(algo ?? "unset: the engine's choice"))")
+        }
         let algorithm: FWPAlgorithm?
         switch algo {
         case nil: algorithm = nil
@@ -50,10 +54,12 @@ struct OpFWPCommand: ParsableCommand {
         let op = try FastWeightProgrammer(rule: rule, featureMap: phi, normalization: norm,
                                           denominator: denominator, algorithm: algorithm)
 
-        let qT = try NPY.read(q), kT = try NPY.read(k), vT = try NPY.read(v)
-        let betaT = try beta.map(NPY.read), omegaT = try omega.map(NPY.read)
-        let stateT = try state.map(NPY.read)
-        let dyT = try dy.map(NPY.read), dstateT = try dstate.map(NPY.read)
+        try OutputFolder.check(out)
+        let read = OutputFolder.readFinite
+        let qT = try read(q), kT = try read(k), vT = try read(v)
+        let betaT = try beta.map(read), omegaT = try omega.map(read)
+        let stateT = try state.map(read)
+        let dyT = try dy.map(read), dstateT = try dstate.map(read)
 
         let result = try op.forward(q: qT, k: kT, v: vT, beta: betaT, omega: omegaT,
                                     initialState: stateT, saveForBackward: dyT != nil)

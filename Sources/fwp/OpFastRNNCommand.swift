@@ -7,7 +7,8 @@ import Foundation
 ///
 /// Reads `PDIR/{W,C,b,g,c}.npy`; writes `DIR/h.npy`, and with `--dh`:
 /// `dx.npy dW.npy dC.npy db.npy dg.npy dc.npy`. Every input is read and
-/// checked, and every output computed, before the first file is written.
+/// checked (shapes, and NaN/Inf, named by file and index), and every output
+/// computed, before the first file is written; then all are written or none.
 struct OpFastRNNCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fast-rnn",
@@ -42,11 +43,12 @@ struct OpFastRNNCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: params, isDirectory: &isDir), isDir.boolValue else {
             throw FWError.file(path: params, reason: "--params must be a folder holding W.npy C.npy b.npy g.npy c.npy")
         }
-        func param(_ name: String) throws -> Tensor { try NPY.read((params as NSString).appendingPathComponent(name + ".npy")) }
+        try OutputFolder.check(out)
+        func param(_ name: String) throws -> Tensor { try OutputFolder.readFinite((params as NSString).appendingPathComponent(name + ".npy")) }
         let parameters = FastWeightsRNNParameters(W: try param("W"), C: try param("C"), b: try param("b"),
                                                   g: try param("g"), c: try param("c"))
-        let xT = try NPY.read(x)
-        let dhT = try dh.map(NPY.read)
+        let xT = try OutputFolder.readFinite(x)
+        let dhT = try dh.map(OutputFolder.readFinite)
         let config = FastWeightsRNNConfig(lambda: lambda, eta: eta, innerSteps: steps, activation: act)
         let (h, cache) = try FastWeightsRNN.forward(x: xT, parameters: parameters, config: config, algorithm: algorithm)
         var outputs: [(String, Tensor)] = [("h.npy", h)]

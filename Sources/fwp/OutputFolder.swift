@@ -1,36 +1,40 @@
 import FastWeights
 import Foundation
 
-/// Writes a command's output files all or nothing: each file goes to a
-/// temporary name in the folder first; only when every one is written are
-/// they renamed into place, so an error never leaves a partial output.
+/// A command's output folder of `.npy` files (`fwp op`), written all or
+/// nothing through `OutputTransaction`: on any failure the folder is left
+/// exactly as it was (and is not created if it did not exist).
 enum OutputFolder {
-    static func write(_ files: [(name: String, tensor: Tensor)], to folder: String) throws {
-        let fm = FileManager.default
+    /// Throws unless `folder` can take output files: an existing folder, or
+    /// a path whose nearest existing parent is a writable folder. Called
+    /// before any work is done.
+    static func check(_ folder: String) throws {
         var isDir: ObjCBool = false
-        if fm.fileExists(atPath: folder, isDirectory: &isDir) {
-            if !isDir.boolValue { throw FWError.file(path: folder, reason: "--out exists and is not a folder") }
-        } else {
-            do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-            catch { throw FWError.file(path: folder, reason: "cannot create the output folder") }
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw FWError.file(path: folder, reason: "--out exists and is not a folder") }
+            guard access(folder, W_OK) == 0 else { throw FWError.file(path: folder, reason: "--out is not writable") }
+            return
         }
-        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        var written: [(temp: String, final: String)] = []
-        do {
+        try OutputTransaction.checkDestination((folder as NSString).appendingPathComponent("probe"), createFolder: true)
+    }
+
+    /// Writes every `(name, tensor)` as `folder/name` (creating the folder).
+    static func write(_ files: [(name: String, tensor: Tensor)], to folder: String) throws {
+        try OutputTransaction.run { tx in
+            try tx.makeFolder(folder)
             for (name, tensor) in files {
-                let final = (folder as NSString).appendingPathComponent(name)
-                let temp = (folder as NSString).appendingPathComponent(".\(name).tmp-\(tag)")
-                guard fm.createFile(atPath: temp, contents: Data(NPY.encode(tensor))) else {
-                    throw FWError.file(path: final, reason: "cannot write")
-                }
-                written.append((temp, final))
+                try tx.stage(NPY.encode(tensor), to: (folder as NSString).appendingPathComponent(name))
             }
-            for (temp, final) in written where rename(temp, final) != 0 {
-                throw FWError.file(path: final, reason: "cannot write: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            for (temp, _) in written { try? fm.removeItem(atPath: temp) }
-            throw error
         }
+    }
+
+    /// Reads a `.npy` input and rejects NaN/Inf entries, naming the file and the index.
+    static func readFinite(_ path: String) throws -> Tensor {
+        let t = try NPY.read(path)
+        if let i = t.firstNonFiniteIndex {
+            let x = t.storage[i]
+            throw FWError.file(path: path, reason: "non-finite value \(x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) at index \(describeShape(t.multiIndex(i))) (inputs must be finite)")
+        }
+        return t
     }
 }

@@ -80,13 +80,8 @@ struct ReproduceBa2016Command: ParsableCommand {
     @Flag(help: "No progress output on stderr.") var quiet = false
 
     func run() throws {
-        let modelList = try models.map { try $0.split(separator: ",").map { try parseModel(String($0)) } } ?? Ba2016.models
-        let hiddenList = try hidden.map { text in
-            try text.split(separator: ",").map { s -> Int in
-                guard let r = Int(s), r >= 1 else { throw FWError.invalidArgument("--hidden: '\(s)' is not a positive integer") }
-                return r
-            }
-        } ?? (quick ? [20] : Ba2016.hiddenSizes)
+        let modelList = try models.map { try CommaList.parse($0, option: "--models", parseModel) } ?? Ba2016.models
+        let hiddenList = try hidden.map { try CommaList.positiveIntegers($0, option: "--hidden") } ?? (quick ? [20] : Ba2016.hiddenSizes)
         if let steps, steps < 1 { throw FWError.invalidArgument("--steps must be >= 1, got \(steps)") }
         let dir = out ?? (quick ? "results/ba2016-quick" : "results/ba2016")
         let plan = Ba2016.plan(quick: quick, models: modelList, hidden: hiddenList, steps: steps)
@@ -100,11 +95,12 @@ struct ReproduceBa2016Command: ParsableCommand {
             return c
         }
         let jobCount = jobs ?? ThreadOwnership.workers
-        guard jobCount >= 1 else { throw FWError.invalidArgument("--jobs must be >= 1, got \(jobCount)") }
+        try SizeLimits.check(jobCount, in: 1...ThreadOwnership.maxWorkers, "--jobs")
+        for name in Ba2016Report.fileNames { try OutputTransaction.checkDestination((dir as NSString).appendingPathComponent(name), createFolder: true) }
         try RetrievalRunner.makeFolder(dir)
         let started = DispatchTime.now().uptimeNanoseconds
         if !quiet {
-            printError("fwp reproduce ba2016: \(plan.count) runs (\(plan.map(\.folderName).joined(separator: ", "))) into \(dir), \(jobCount) at a time (one thread each), OpenBLAS \(BLASCore.name)")
+            printError("fwp reproduce ba2016: \(plan.count) runs (\(plan.map(\.folderName).joined(separator: ", "))) into \(dir), \(jobCount) at a time (one thread each), \(BLASCoreFix.description)")
         }
         let pool = ChildRunPool<Ba2016Row>(jobs: jobCount, quiet: quiet, total: plan.count,
                                            read: { Ba2016Row.read($0, reused: false) }, describe: { $0.line })
@@ -122,7 +118,9 @@ struct ReproduceBa2016Command: ParsableCommand {
                     "--steps", "\(config.maxSteps)", "--out", runDir, "--quiet"], dir: runDir)
             case .none:
                 try RetrievalRunner.makeFolder(runDir)
-                pool.launch(i, name: name, arguments: Self.childArguments(config) + ["--out", runDir, "--quiet"], dir: runDir)
+                // --force: whatever the folder holds (another configuration, --fresh) is
+                // replaced only once the new row has finished.
+                pool.launch(i, name: name, arguments: Self.childArguments(config) + ["--out", runDir, "--force", "--quiet"], dir: runDir)
             }
         }
         let finished = try pool.wait { running in

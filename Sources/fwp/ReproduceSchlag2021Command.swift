@@ -39,20 +39,15 @@ struct ReproduceSchlag2021Command: ParsableCommand {
         }
         if quick && scale == .paper { throw FWError.invalidArgument("--quick runs at --scale small only") }
         let modelList: [Schlag2021Model] = try models.map { text in
-            try text.split(separator: ",").map { s in
-                let name = String(s)
+            try CommaList.parse(text, option: "--models") { name in
                 _ = try SyntheticReader(parsing: name)
                 return Schlag2021Model(name: Schlag2021.displayName(name, setting: setting, scale: scale), model: name)
             }
         } ?? (quick ? Schlag2021.quickModels(setting: setting) : Schlag2021.models(setting: setting, scale: scale))
-        let sizeList: [Int] = try sizes.map { text in
-            try text.split(separator: ",").map { s in
-                guard let n = Int(s), n >= 1 else { throw FWError.invalidArgument("--sizes: '\(s)' is not a positive integer") }
-                return n
-            }
-        } ?? (quick ? Schlag2021.quickSizes(setting: setting) : Schlag2021.sizes(setting: setting, scale: scale))
+        let sizeList: [Int] = try sizes.map { try CommaList.positiveIntegers($0, option: "--sizes") }
+            ?? (quick ? Schlag2021.quickSizes(setting: setting) : Schlag2021.sizes(setting: setting, scale: scale))
         let jobCount = jobs ?? ThreadOwnership.workers
-        guard jobCount >= 1 else { throw FWError.invalidArgument("--jobs must be >= 1, got \(jobCount)") }
+        try SizeLimits.check(jobCount, in: 1...ThreadOwnership.maxWorkers, "--jobs")
         let dir = out ?? "results/schlag2021-setting\(setting)\(scale == .paper ? "-paper" : "")\(quick ? "-quick" : "")"
 
         // Every configuration is checked before anything runs.
@@ -68,6 +63,9 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                     .appendingPathComponent("setting\(setting)-\(m.model.replacingOccurrences(of: ":", with: "-"))-S\(s)")
                 plan.append((m, c, runDir))
             }
+        }
+        for ext in ["json", "csv", "md", "svg"] {
+            try OutputTransaction.checkDestination((dir as NSString).appendingPathComponent("schlag2021-setting\(setting).\(ext)"), createFolder: true)
         }
         try RetrievalRunner.makeFolder(dir)
         if !quiet {
@@ -101,7 +99,7 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                  "--lr", "\(c.learningRate)", "--steps", "\(c.maxSteps)", "--eval-every", "\(c.evalEvery)",
                  "--eval-sequences", "\(c.evalSequences)", "--max-queries", "\(c.maxQueries)",
                  "--target-loss", "\(c.targetLoss)", "--patience", "\(c.patience)",
-                 "--favor-eval", c.favorEvaluation, "--out", dir, "--quiet"]
+                 "--favor-eval", c.favorEvaluation, "--out", dir, "--force", "--quiet"]
         if let e = c.embedding { a += ["--embedding", "\(e)"] }
         if c.freezeEmbedding == true { a.append("--freeze-embedding") }
         return a

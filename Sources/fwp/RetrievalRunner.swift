@@ -34,13 +34,6 @@ enum RetrievalRunner {
         catch { throw FWError.file(path: dir, reason: "cannot create the output folder") }
     }
 
-    /// Removes a previous run's files from `dir` (a fresh run must not append to an old log).
-    static func clearPreviousRun(_ dir: String) {
-        for p in [logPath(dir), summaryPath(dir), checkpointPath(dir)] {
-            try? FileManager.default.removeItem(atPath: p)
-        }
-    }
-
     /// Trains `trainer` to the end, logging into `dir`; prints progress on
     /// stderr (one line per evaluation, and a live line on a terminal) unless `quiet`.
     static func run(_ trainer: RetrievalTrainer, dir: String, label: String, quiet: Bool,

@@ -116,11 +116,15 @@ struct Schlag2021Report {
     }
 
     /// Writes `<base>.json`, `<base>.csv`, `<base>.md` (the table) and `<base>.svg` into `dir`.
+    /// Writes the JSON, CSV, Markdown and SVG into `dir`, all or none.
     func write(to dir: String) throws {
         func path(_ ext: String) -> String { (dir as NSString).appendingPathComponent("\(baseName).\(ext)") }
-        try AtomicFile.write(Array(try json()) + [UInt8(ascii: "\n")], to: path("json"))
-        try AtomicFile.write(Array(csv().utf8), to: path("csv"))
-        try AtomicFile.write(Array(("```\n" + table() + "\n```\n").utf8), to: path("md"))
-        try AtomicFile.write(Array(LossVersusSizeSVG(report: self).render().utf8), to: path("svg"))
+        let json = Array(try json()) + [UInt8(ascii: "\n")]
+        try OutputTransaction.run { tx in
+            try tx.stage(json, to: path("json"))
+            try tx.stage(Array(csv().utf8), to: path("csv"))
+            try tx.stage(Array(("```\n" + table() + "\n```\n").utf8), to: path("md"))
+            try tx.stage(Array(LossVersusSizeSVG(report: self).render().utf8), to: path("svg"))
+        }
     }
 }

@@ -92,7 +92,9 @@ struct TrainRetrievalCommand: ParsableCommand {
             Writes DIR/log.csv (one row per evaluation), DIR/checkpoint.safetensors (at every \
             evaluation: resumable with --resume) and DIR/summary.json, and prints the test error \
             of the parameters with the best validation error. With --resume, the model, data and \
-            optimiser come from the checkpoint; only --steps and --out may be given.
+            optimiser come from the checkpoint; only --steps (not below the saved step) and --out \
+            may be given. A folder that already holds a run is refused unless --force (the old \
+            files are replaced only when the new run succeeds).
             """)
 
     @Option(help: "fast-weights, irnn, lstm or alstm.") var model: String?
@@ -102,25 +104,32 @@ struct TrainRetrievalCommand: ParsableCommand {
     @Option(help: "Output folder. Default runs/<model>-R<hidden>, or the checkpoint's folder with --resume.")
     var out: String?
     @Option(help: "Resume the run saved in this checkpoint.") var resume: String?
+    @Flag(help: "Replace a finished run in --out, but only once this run has succeeded (else the old files stay as they were).")
+    var force = false
     @Flag(help: "No progress output on stderr.") var quiet = false
 
     func run() throws {
         let trainer: RetrievalTrainer
+        let folder: RunFolder
         if let resume {
             let conflicting = (model != nil ? ["--model"] : []) + (hidden != nil ? ["--hidden"] : []) + options.given
+                + (force ? ["--force"] : [])
             if let first = conflicting.first {
                 throw FWError.invalidArgument("\(first) cannot be combined with --resume (the checkpoint's configuration is used; only --steps and --out may change)")
             }
+            // The checkpoint is checked completely before anything is written.
             trainer = try RetrievalTrainer(resumingFrom: resume, maxSteps: steps)
+            folder = try RunFolder.resumedRun(checkpoint: resume, out: out)
         } else {
-            trainer = try RetrievalTrainer(config: try newRunConfig())
+            let config = try newRunConfig()
+            let dir = out ?? "runs/\(config.model.rawValue)-R\(config.hidden)"
+            try RunFolder.checkNewRun(dir, force: force)
+            trainer = try RetrievalTrainer(config: config)
+            folder = try RunFolder.newRun(dir, force: force)
         }
         let c = trainer.config
-        let dir = out ?? (resume.map { ($0 as NSString).deletingLastPathComponent } ?? "runs/\(c.model.rawValue)-R\(c.hidden)")
-        let folder = dir.isEmpty ? "." : dir
-        if resume == nil { RetrievalRunner.clearPreviousRun(folder) }
         let label = "\(c.model.displayName) R=\(c.hidden)"
-        let outcome = try RetrievalRunner.run(trainer, dir: folder, label: label, quiet: quiet)
+        let outcome = try folder.run { dir in try RetrievalRunner.run(trainer, dir: dir, label: label, quiet: quiet) }
         print(RetrievalRunner.finalLine(outcome))
     }
 

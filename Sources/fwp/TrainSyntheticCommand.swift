@@ -45,9 +45,11 @@ struct TrainSyntheticCommand: ParsableCommand {
         abstract: "Train on synthetic retrieval (Schlag et al. 2021, section 6.1): one model at one S.",
         discussion: """
             Models: softmax, sum:<phi> (the sum rule read with the attention denominator) or \
-            delta:<phi> (the delta rule, sum-normalised phi), phi one of elu1, dpfp:N, favor:M \
-            (and identity for the delta rule). Writes DIR/log.csv (one row per evaluation) and \
-            DIR/summary.json (the run's configuration, best evaluation loss, steps, seconds, history).
+            delta:<phi> (the delta rule, sum-normalised phi), phi one of elu1, dpfp:N, favor:M. \
+            Writes DIR/log.csv (one row per evaluation) and DIR/summary.json (the run's \
+            configuration, best evaluation loss, steps, seconds, history). A folder that already \
+            holds a run is refused unless --force (the old files are replaced only when the new \
+            run succeeds).
             """)
 
     @Option(help: "1 (capacity: L = S, no replacement) or 2 (updates: L = 2S, with replacement).") var setting: Int
@@ -55,6 +57,8 @@ struct TrainSyntheticCommand: ParsableCommand {
     @Option(help: "softmax, sum:<phi> or delta:<phi>.") var model: String
     @OptionGroup var options: SyntheticRunOptions
     @Option(help: "Output folder (default runs/synthetic-setting<N>-<model>-S<S>).") var out: String?
+    @Flag(help: "Replace a finished run in --out, but only once this run has succeeded (else the old files stay as they were).")
+    var force = false
     @Flag(help: "No progress line on stderr.") var quiet = false
 
     func run() throws {
@@ -62,12 +66,14 @@ struct TrainSyntheticCommand: ParsableCommand {
         options.apply(to: &config)
         try config.validate()
         let dir = out ?? "runs/synthetic-setting\(setting)-\(model.replacingOccurrences(of: ":", with: ""))-S\(size)"
-        try RetrievalRunner.makeFolder(dir)
-        let logPath = (dir as NSString).appendingPathComponent("log.csv")
-        try? FileManager.default.removeItem(atPath: logPath)
-        let log = try RunLog(csvPath: logPath, columns: ["step", "seconds", "train_loss", "eval_loss", "eval_accuracy_pct"])
-        let result = try SyntheticTrainer.run(config, progress: !quiet, log: log)
-        try SyntheticSummary.write(result, to: dir)
+        let folder = try RunFolder.newRun(dir, force: force)
+        let result = try folder.run { work in
+            let log = try RunLog(csvPath: (work as NSString).appendingPathComponent("log.csv"),
+                                 columns: ["step", "seconds", "train_loss", "eval_loss", "eval_accuracy_pct"])
+            let result = try SyntheticTrainer.run(config, progress: !quiet, log: log)
+            try SyntheticSummary.write(result, to: work)
+            return result
+        }
         print(SyntheticSummary.line(result))
     }
 }

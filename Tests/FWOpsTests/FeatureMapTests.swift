@@ -144,7 +144,13 @@ final class FeatureMapTests: XCTestCase {
         XCTAssertNoThrow(try FeatureMap.dpfp(order: 7).validate(inputSize: 4))
         XCTAssertNoThrow(try FeatureMap.dpfp(order: 1).validate(inputSize: 1))
         XCTAssertThrowsError(try FeatureMap.dpfp(order: 8).validate(inputSize: 4)) { error in
-            XCTAssertTrue("\(error)".contains("1 <= N <= 2d - 1 = 7"), "\(error)")
+            XCTAssertTrue("\(error)".contains("1 <= N <= 2d - 1 for input size d = 4"), "\(error)")
+        }
+        // Sizes that would overflow 2 d N are an error, not a trap.
+        XCTAssertThrowsError(try FeatureMap.dpfp(order: 3).validate(inputSize: 1 << 62))
+        XCTAssertThrowsError(try FeatureMap.favor(features: 1 << 62).validate(inputSize: 4))
+        XCTAssertThrowsError(try FeatureMap.dpfp(order: 1 << 30).validate(inputSize: 1 << 30)) { error in
+            XCTAssertTrue("\(error)".contains("exceeds"), "\(error)")
         }
         XCTAssertThrowsError(try FeatureMap.dpfp(order: 0).validate(inputSize: 4))
         XCTAssertThrowsError(try FeatureMap.favor(features: 0).validate(inputSize: 4))

@@ -64,7 +64,7 @@ final class SyntheticCommandTests: XCTestCase {
         try assertFails(["train", "synthetic", "--setting", "1", "--size", "4", "--model", "linear"], mentioning: "model must be softmax")
         try assertFails(["train", "synthetic", "--setting", "1", "--size", "4", "--model", "sum:dpfp:9", "--key-size", "4"],
                         mentioning: "dpfp:9 needs --key-size >= 5")
-        try assertFails(["train", "synthetic", "--setting", "1", "--size", "0", "--model", "softmax"], mentioning: "S (keys) must be >= 1")
+        try assertFails(["train", "synthetic", "--setting", "1", "--size", "0", "--model", "softmax"], mentioning: "--size must be 1...2147483647, got 0")
         try assertFails(["train", "synthetic", "--setting", "1", "--size", "4", "--model", "softmax", "--favor-eval", "once"],
                         mentioning: "--favor-eval must be fresh or fixed")
         try assertFails(["reproduce", "schlag2021", "--setting", "1", "--scale", "huge"], mentioning: "--scale must be small or paper")

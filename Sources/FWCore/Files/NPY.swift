@@ -1,6 +1,6 @@
 /// NumPy `.npy` files (SPEC.md section 6).
 ///
-/// Reads versions 1.0, 2.0 and 3.0, little-endian `<f4` (and `<f8`,
+/// Reads versions 1.0, 2.0 and 3.0 (no other minor version), little-endian `<f4` (and `<f8`,
 /// converted to Float32), C order. Anything else — a wrong magic string, an
 /// unknown version, a header that does not parse, another dtype, Fortran
 /// order, a truncated file or trailing bytes — is rejected with an
@@ -49,7 +49,9 @@ public enum NPY {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw fail("not a .npy file (missing \\x93NUMPY magic)")
         }
-        let major = bytes[6]
+        let (major, minor) = (bytes[6], bytes[7])
+        // Only x.0 exist: a file claiming 1.1 or 2.7 is not one numpy wrote.
+        guard (1...3).contains(major), minor == 0 else { throw fail("unsupported .npy version \(major).\(minor) (need 1.0, 2.0 or 3.0)") }
         let headerLength: Int
         let headerStart: Int
         switch major {
@@ -61,7 +63,7 @@ public enum NPY {
             headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
             headerStart = 12
         default:
-            throw fail("unsupported .npy version \(major).\(bytes[7])")
+            throw fail("unsupported .npy version \(major).\(minor) (need 1.0, 2.0 or 3.0)")
         }
         guard bytes.count >= headerStart + headerLength else { throw fail("truncated .npy header") }
         guard let header = String(validating: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self) else {

@@ -128,6 +128,10 @@ public enum Checkpoint {
             guard t.shape == s.shape else {
                 throw FWError.file(path: path, reason: "tensor '\(key)' has shape \(describeShape(t.shape)), the model's is \(describeShape(s.shape))")
             }
+            // A NaN or Inf parameter (or moment) would only turn every result into NaN.
+            do { try t.checkFinite("tensor '\(key)'") } catch let FWError.nonFinite(message) {
+                throw FWError.file(path: path, reason: message)
+            }
             flat.replaceSubrange(s.range, with: t.storage)
         }
         return flat
@@ -176,8 +180,8 @@ public enum Checkpoint {
                 epoch: try integer(meta, "sampler.epoch", path: path),
                 position: try integer(meta, "sampler.position", path: path),
                 epochStart: try generator(meta, "sampler.epoch_start", path: path))
-            // Validate it as the sampler would, but report it against the file.
-            do { _ = try MinibatchSampler(restoring: s) } catch let error as FWError {
+            // Validate it as the sampler would (without shuffling), but report it against the file.
+            do { try s.validate() } catch let error as FWError {
                 throw FWError.file(path: path, reason: "sampler state: \(error)")
             }
             sampler = s
@@ -185,10 +189,17 @@ public enum Checkpoint {
         return TrainingState(step: step, rng: rng, sampler: sampler, config: config)
     }
 
+    /// The largest step, epoch or count a checkpoint's metadata may hold.
+    static let maxCounter = 1 << 53
+
     private static func integer(_ meta: [String: String], _ key: String, path: String) throws -> Int {
         guard let text = meta[key] else { throw FWError.file(path: path, reason: "missing metadata '\(key)'") }
         guard let n = Int(text), n >= 0 else {
             throw FWError.file(path: path, reason: "metadata '\(key)' is '\(text)', not a non-negative decimal integer")
+        }
+        // Steps and epochs are counted on; far below Int.max keeps `+ 1` exact.
+        guard n <= maxCounter else {
+            throw FWError.file(path: path, reason: "metadata '\(key)' is \(n), beyond the largest count a checkpoint may hold (2^53)")
         }
         return n
     }

@@ -218,17 +218,24 @@ public enum SafeTensors {
         return Contents(tensors: tensors, names: spans.map(\.name), metadata: metadata)
     }
 
-    /// A JSON array of integers (exact: 2.5 or true are not integers), or nil.
+    /// A JSON array of integers, or nil: `2.5`, `8.0` (a number written with a
+    /// fraction or exponent) and `true` are not integers, as in the format's
+    /// own reader.
     private static func integers(_ value: Any?) -> [Int]? {
         guard let array = value as? [Any] else { return nil }
         var result: [Int] = []
         for x in array {
-            guard let n = x as? NSNumber, !isBoolean(n) else { return nil }
+            guard let n = x as? NSNumber, !isBoolean(n), isIntegerType(n) else { return nil }
             let d = n.doubleValue
             guard d.rounded() == d, abs(d) < 9.0e15, let i = Int(exactly: d) else { return nil }
             result.append(i)
         }
         return result
+    }
+
+    /// True when JSON gave the number as an integer (no fraction, no exponent).
+    private static func isIntegerType(_ n: NSNumber) -> Bool {
+        ["s", "S", "i", "I", "l", "L", "q", "Q", "C"].contains(String(cString: n.objCType))
     }
 
     private static func isBoolean(_ n: NSNumber) -> Bool {

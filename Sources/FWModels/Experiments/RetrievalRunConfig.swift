@@ -92,29 +92,66 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw FWError.invalidArgument(message()) }
         }
-        try check(hidden >= 1, "--hidden must be >= 1, got \(hidden)")
+        let maxSize = SizeLimits.maxExtent, maxExamples = MinibatchSampler.maxExamples
+        try check((1...maxSize).contains(hidden), "--hidden must be 1...\(maxSize), got \(hidden)")
         try check(model != .alstm || hidden % 2 == 0, "--hidden must be even for the A-LSTM (N/2 complex units), got \(hidden)")
-        try check(embedding >= 1, "--embedding must be >= 1, got \(embedding)")
+        try check((1...maxSize).contains(embedding), "--embedding must be 1...\(maxSize), got \(embedding)")
         try check((1...26).contains(pairs), "--pairs must be 1...26 (distinct letters), got \(pairs)")
-        try check(trainExamples >= 1 && validationExamples >= 1 && testExamples >= 1,
-                  "split sizes must be >= 1, got \(trainExamples) / \(validationExamples) / \(testExamples)")
+        try check((1...maxExamples).contains(trainExamples), "--train-examples must be 1...\(maxExamples), got \(trainExamples)")
+        try check((1...maxExamples).contains(validationExamples), "--validation-examples must be 1...\(maxExamples), got \(validationExamples)")
+        try check((1...maxExamples).contains(testExamples), "--test-examples must be 1...\(maxExamples), got \(testExamples)")
         try check(batchSize >= 1 && batchSize <= trainExamples,
                   "--batch must be 1...\(trainExamples) (the training examples), got \(batchSize)")
         try check(learningRate.isFinite && learningRate > 0, "--lr must be positive, got \(learningRate)")
         try check(clipNorm.isFinite && clipNorm >= 0, "--clip must be >= 0 (0: none), got \(clipNorm)")
-        try check(maxSteps >= 1, "--steps must be >= 1, got \(maxSteps)")
+        try check((1...Self.maxStepCount).contains(maxSteps), "--steps must be 1...\(Self.maxStepCount), got \(maxSteps)")
         try check(evalEvery >= 1, "--eval-every must be >= 1, got \(evalEvery)")
         try check(patience >= 1, "--patience must be >= 1, got \(patience)")
-        try check(evalBatchSize >= 1, "--eval-batch must be >= 1, got \(evalBatchSize)")
+        try check((1...maxExamples).contains(evalBatchSize), "--eval-batch must be 1...\(maxExamples), got \(evalBatchSize)")
         try check(lambda.isFinite && eta.isFinite, "lambda and eta must be finite")
-        try check(innerSteps >= 0, "inner steps must be >= 0, got \(innerSteps)")
+        try check((0...maxSize).contains(innerSteps), "inner steps must be 0...\(maxSize), got \(innerSteps)")
         try check(FastWeightsRNNConfig.Activation(rawValue: activation) != nil,
                   "activation must be relu or tanh, got '\(activation)'")
         try check(FastWeightsRNNAlgorithm(rawValue: algorithm) != nil,
                   "algorithm must be explicit or attention, got '\(algorithm)'")
         _ = try fastWeightsRecurrentInitialization()
         _ = try schedule()
-        try check(copies >= 1, "--copies must be >= 1, got \(copies)")
+        try check((1...maxSize).contains(copies), "--copies must be 1...\(maxSize), got \(copies)")
+        try MemoryBudget.check(memoryEstimate(), "this \(model.rawValue) run (R = \(hidden), embedding \(embedding), \(trainExamples + validationExamples + testExamples) examples, batch \(batchSize), eval batch \(evalBatchSize))")
+    }
+
+    /// The most steps a run may take (a checkpoint's counters stay exact).
+    public static let maxStepCount = 1 << 53
+
+    /// Bytes the run holds at its peak, roughly and from above, in Double so
+    /// that forming it never overflows: the three splits' tokens, the
+    /// parameters six times over (values, gradients, Adam's m and v, the best
+    /// snapshot, a copy for evaluation), and the activations of one training
+    /// batch or one evaluation batch (whichever is larger) through the
+    /// encoder, including the fast weights' per-sequence A checkpoints and
+    /// the A-LSTM's copies.
+    public func memoryEstimate() -> Double {
+        let T = Double(2 * pairs + 3), N = Double(hidden), E = Double(embedding), K = Double(copies)
+        let V = Double(AssociativeRetrieval.vocabularySize), C = Double(AssociativeRetrieval.classCount)
+        let examples = Double(trainExamples) + Double(validationExamples) + Double(testExamples)
+        let data = examples * (T + 1) * 4   // Int32 tokens and targets
+        let encoder: Double
+        let perToken: Double                // floats kept per sequence and time step
+        var perSequence: Double = 0         // floats kept per sequence besides
+        switch model {
+        case .irnn: encoder = N * N + N * E + N; perToken = 4 * N
+        case .lstm: encoder = 4 * N * (N + E + 1); perToken = 14 * N
+        case .alstm: encoder = 4.5 * N * (N + E + 1); perToken = 14 * N + 6 * K * N
+        case .fastWeights:
+            let S = Double(innerSteps)
+            encoder = N * N + N * E + 3 * N
+            perToken = N * (4 + 3 * S) + S
+            perSequence = (T.squareRoot() + 2) * N * N
+        }
+        let parameters = V * E + encoder + N * C + C
+        let batch = max(Double(batchSize), min(Double(evalBatchSize), max(Double(validationExamples), Double(testExamples))))
+        let activations = 2 * batch * (T * (E + perToken + C) + perSequence)
+        return data + MemoryBudget.floats(6 * parameters + activations)
     }
 
     /// `recurrentInit` parsed.

@@ -65,22 +65,52 @@ public struct SyntheticRunConfig: Codable, Equatable, Sendable {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw FWError.invalidArgument(message()) }
         }
+        let maxSize = SizeLimits.maxExtent
+        try check((1...maxSize).contains(size), "--size must be 1...\(maxSize), got \(size)")
         _ = try task()
         let r = try reader()
-        try check(keySize >= 1, "--key-size must be >= 1, got \(keySize)")
+        try check((1...maxSize).contains(keySize), "--key-size must be 1...\(maxSize), got \(keySize)")
         if case let .dpfp(order)? = r.featureMap {
-            try check(order <= 2 * keySize - 1, "dpfp:\(order) needs --key-size >= \(order / 2 + 1), got \(keySize)")
+            try check(order / 2 < keySize, "\(model) needs --key-size >= \(order / 2 + 1), got \(keySize)")
         }
-        try check(embedding.map { $0 >= 1 } ?? true, "--embedding must be >= 1, got \(embedding ?? 0)")
-        try check(batchSize >= 1, "--batch must be >= 1, got \(batchSize)")
+        if let phi = r.featureMap {
+            do { try phi.validate(inputSize: keySize) } catch let FWError.invalidArgument(message) {
+                throw FWError.invalidArgument("--model \(model): \(message)")
+            }
+        }
+        try check(embedding.map { (1...maxSize).contains($0) } ?? true, "--embedding must be 1...\(maxSize), got \(embedding ?? 0)")
+        try check((1...maxSize).contains(batchSize), "--batch must be 1...\(maxSize), got \(batchSize)")
         try check(learningRate.isFinite && learningRate > 0, "--lr must be positive, got \(learningRate)")
-        try check(maxSteps >= 1, "--steps must be >= 1, got \(maxSteps)")
+        try check((1...RetrievalRunConfig.maxStepCount).contains(maxSteps), "--steps must be 1...\(RetrievalRunConfig.maxStepCount), got \(maxSteps)")
         try check(evalEvery >= 1, "--eval-every must be >= 1, got \(evalEvery)")
-        try check(evalSequences >= 1, "--eval-sequences must be >= 1, got \(evalSequences)")
-        try check(maxQueries >= 1, "--max-queries must be >= 1, got \(maxQueries)")
+        try check((1...maxSize).contains(evalSequences), "--eval-sequences must be 1...\(maxSize), got \(evalSequences)")
+        try check((1...maxSize).contains(maxQueries), "--max-queries must be 1...\(maxSize), got \(maxQueries)")
         try check(targetLoss.isFinite && targetLoss >= 0, "--target-loss must be >= 0, got \(targetLoss)")
         try check(patience >= 1, "--patience must be >= 1, got \(patience)")
         try check(favorEvaluation == "fresh" || favorEvaluation == "fixed",
                   "--favor-eval must be fresh or fixed, got '\(favorEvaluation)'")
+        try MemoryBudget.check(try memoryEstimate(), "this synthetic run (\(model), S = \(size), d_key \(keySize), batch \(batchSize), \(evalSequences) evaluation sequences)")
+    }
+
+    /// Bytes the run holds at its peak, roughly and from above, in Double so
+    /// that forming it never overflows: the parameters six times over
+    /// (values, gradients, Adam's m and v, copies), and the activations of a
+    /// training batch and of the evaluation set through the model (softmax:
+    /// the L x L scores; the fast weight readers: q', k', the one-hot values
+    /// and outputs, and the states the op saves, each `Dphi x S`).
+    public func memoryEstimate() throws -> Double {
+        let S = Double(size), L = Double(setting == 1 ? size : 2 * size)
+        let e = Double(embedding ?? SyntheticRetrievalModel.defaultEmbedding(size: size)), d = Double(keySize)
+        let dphi = Double(try reader().featureMap.map { try SizeLimits.product([$0.outputSize(inputSize: keySize)], "Dphi") } ?? keySize)
+        let parameters = S * e + S * d + 2 * d * e + 4 * d + S
+        let perSequence: Double
+        if try reader() == .softmax {
+            perSequence = L * L + L * (e + 3 * d + 2 * S)
+        } else {
+            perSequence = L * (2 * dphi + 4 * S + e + 3 * d) + (L.squareRoot() + 3) * dphi * S
+        }
+        let queries = Double(evalSequences) * min(L, Double(maxQueries))
+        let activations = 2 * Double(batchSize) * perSequence + Double(evalSequences) * perSequence + queries * (d + dphi + 2 * S)
+        return MemoryBudget.floats(6 * parameters + activations)
     }
 }

@@ -51,8 +51,10 @@ public enum SyntheticReader: Equatable, Sendable, CustomStringConvertible {
         } else {
             throw FWError.invalidArgument("model must be softmax, sum:<phi> or delta:<phi> (phi: \(FeatureMap.validForms)), got '\(text)'")
         }
-        if case .identity? = featureMap, ruleName == "sum" {
-            throw FWError.invalidArgument("sum:identity is not allowed: the attention denominator needs a non-negative phi")
+        if case .identity? = featureMap {
+            throw FWError.invalidArgument(ruleName == "sum"
+                ? "sum:identity is not allowed: the attention denominator needs a non-negative phi"
+                : "delta:identity is not allowed: the delta reader sum-normalises phi, which needs a non-negative phi (use delta:elu1, delta:dpfp:N or delta:favor:M)")
         }
     }
 

@@ -9,6 +9,15 @@ import FWCore
 /// so that a run stops at the first bad number with a message that says
 /// where to look.
 public enum FiniteCheck {
+    /// Runs `body` (a training step's forward and backward); a non-finite
+    /// input an op refused (`"W: non-finite value nan at index [0, 3]"`)
+    /// is rethrown with the step in front: `"step 3: W: non-finite ..."`.
+    public static func atStep<R>(_ step: Int, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch let FWError.nonFinite(message) where !message.hasPrefix("step ") {
+            throw FWError.nonFinite("step \(step): \(message)")
+        }
+    }
+
     /// Throws unless `loss` is finite: `"step <step>: loss is NaN"`.
     public static func loss(_ loss: Float, step: Int) throws {
         if !loss.isFinite { throw FWError.nonFinite("step \(step): loss is \(kind(loss))") }

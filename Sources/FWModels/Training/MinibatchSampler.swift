@@ -37,7 +37,26 @@ public struct MinibatchSampler: Sendable, Equatable {
             self.position = position
             self.epochStart = epochStart
         }
+
+        /// Throws `FWError.invalidArgument` for an inconsistent state, without
+        /// allocating anything (a checkpoint's state is checked before use).
+        public func validate() throws {
+            guard exampleCount > 0, exampleCount <= MinibatchSampler.maxExamples, batchSize > 0 else {
+                throw FWError.invalidArgument("MinibatchSampler: need 1...\(MinibatchSampler.maxExamples) examples and a positive batch size, got \(exampleCount) examples, batch \(batchSize)")
+            }
+            guard !dropLast || batchSize <= exampleCount else {
+                throw FWError.invalidArgument("MinibatchSampler: batch size \(batchSize) exceeds the \(exampleCount) examples and dropLast would skip them all")
+            }
+            guard epoch >= 0, epoch <= MinibatchSampler.maxEpoch, position >= 0, position <= exampleCount else {
+                throw FWError.invalidArgument("MinibatchSampler: epoch \(epoch), position \(position) out of range for \(exampleCount) examples")
+            }
+        }
     }
+
+    /// The most examples a sampler shuffles (its permutation is held in memory).
+    public static let maxExamples = Int(Int32.max)
+    /// The highest epoch a state may be at (far beyond any run; keeps `epoch + 1` exact).
+    public static let maxEpoch = 1 << 53
 
     /// The resumable state.
     public private(set) var state: State
@@ -55,15 +74,7 @@ public struct MinibatchSampler: Sendable, Equatable {
     /// A sampler resumed from `state` (as saved from `state` of another).
     /// Throws `FWError.invalidArgument` for an inconsistent state.
     public init(restoring state: State) throws {
-        guard state.exampleCount > 0, state.batchSize > 0 else {
-            throw FWError.invalidArgument("MinibatchSampler: need examples and a positive batch size, got \(state.exampleCount) examples, batch \(state.batchSize)")
-        }
-        guard !state.dropLast || state.batchSize <= state.exampleCount else {
-            throw FWError.invalidArgument("MinibatchSampler: batch size \(state.batchSize) exceeds the \(state.exampleCount) examples and dropLast would skip them all")
-        }
-        guard state.epoch >= 0, state.position >= 0, state.position <= state.exampleCount else {
-            throw FWError.invalidArgument("MinibatchSampler: epoch \(state.epoch), position \(state.position) out of range for \(state.exampleCount) examples")
-        }
+        try state.validate()
         self.state = state
         self.rng = state.epochStart
         self.permutation = []

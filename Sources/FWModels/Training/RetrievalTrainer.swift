@@ -146,7 +146,8 @@ public final class RetrievalTrainer {
 
     /// Resumes the run saved at `path`: rebuilds model and data from the
     /// checkpoint's config, then loads everything. `maxSteps` (if given)
-    /// replaces the saved limit, e.g. to train a finished run longer.
+    /// replaces the saved limit, e.g. to train a finished run longer; it may
+    /// not be below the step the checkpoint has reached.
     /// Throws `FWError.file` naming `path` for a malformed or foreign checkpoint.
     public convenience init(resumingFrom path: String, maxSteps: Int? = nil) throws {
         let contents = try SafeTensors.read(path)
@@ -154,7 +155,12 @@ public final class RetrievalTrainer {
             throw FWError.file(path: path, reason: "missing metadata 'config'")
         }
         var saved = try RetrievalCheckpointConfig.decode(text, path: path)
-        if let maxSteps { saved.run.maxSteps = maxSteps }
+        if let maxSteps {
+            guard maxSteps >= saved.progress.step else {
+                throw FWError.invalidArgument("--steps \(maxSteps) is below the step the checkpoint \(path) has reached (\(saved.progress.step)); give at least that")
+            }
+            saved.run.maxSteps = maxSteps
+        }
         try saved.run.validate()
         try self.init(config: saved.run)
         var store = self.store
@@ -207,7 +213,9 @@ public final class RetrievalTrainer {
             }
             let step = progress.step + 1
             store.zeroGradients()
-            let r = try model.lossAndGradients(tokens: tokens[0..<(n * T)], targets: targets[0..<n], store: &store)
+            let r = try FiniteCheck.atStep(step) {
+                try model.lossAndGradients(tokens: tokens[0..<(n * T)], targets: targets[0..<n], store: &store)
+            }
             try FiniteCheck.loss(r.loss, step: step)
             if config.clipNorm > 0 { store.clipGradients(maxNorm: config.clipNorm) }
             try FiniteCheck.store(store, step: step, values: false, gradients: true)
@@ -233,8 +241,10 @@ public final class RetrievalTrainer {
     /// Validation error now; updates the best parameters, the early-stop
     /// count, the log and the checkpoint.
     private func evaluateAndRecord() throws {
-        let v = try model.evaluate(tokens: data.validation.tokens, targets: data.validation.targets,
-                                   batchSize: config.evalBatchSize, store: store)
+        let v = try FiniteCheck.atStep(progress.step) {
+            try model.evaluate(tokens: data.validation.tokens, targets: data.validation.targets,
+                               batchSize: config.evalBatchSize, store: store)
+        }
         let w = progress
         let record = EvaluationRecord(
             step: w.step, seconds: w.seconds,

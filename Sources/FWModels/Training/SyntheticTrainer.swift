@@ -99,10 +99,10 @@ public enum SyntheticTrainer {
             let batch = task.trainingBatch(count: config.batchSize, rng: &dataRNG)
             // FAVOR+: a fresh Omega for every training forward (the paper's code).
             let omega = try model.drawProjection(rng: &projectionRNG)
-            let f = try model.forward(batch, store: store, omega: omega)
+            let f = try FiniteCheck.atStep(step) { try model.forward(batch, store: store, omega: omega) }
             try FiniteCheck.loss(f.loss, step: step)
             store.zeroGradients()
-            try model.backward(f, store: &store)
+            try FiniteCheck.atStep(step) { try model.backward(f, store: &store) }
             if config.freezeEmbedding == true {
                 // The variant: a fixed random key embedding (the paper's code trains it).
                 store.withPointers { p in
@@ -118,7 +118,7 @@ public enum SyntheticTrainer {
 
             if step % config.evalEvery == 0 || step == config.maxSteps {
                 let omega = try fixedOmega ?? model.drawProjection(rng: &projectionRNG)
-                let e = try model.forward(evaluationSet, store: store, omega: omega, saveForBackward: false)
+                let e = try FiniteCheck.atStep(step) { try model.forward(evaluationSet, store: store, omega: omega, saveForBackward: false) }
                 try FiniteCheck.loss(e.loss, step: step)
                 let record = SyntheticEvaluation(step: step, seconds: elapsed(), trainLoss: windowLoss / Double(windowSteps),
                                                  evalLoss: Double(e.loss),

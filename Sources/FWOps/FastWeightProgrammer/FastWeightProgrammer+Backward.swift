@@ -9,6 +9,8 @@ extension FastWeightProgrammer {
     ///   - cache: from `forward(..., saveForBackward: true)`.
     /// - Returns: dq, dk `[B, H, T, Dk]`, dv `[B, H, T, Dv]`, dbeta `[B, H, T]`
     ///   (delta rule), dS_0 `[B, H, Dv, Dphi]`.
+    /// - Throws: `FWError.shapeMismatch` for dy or dstate, `FWError.nonFinite`
+    ///   naming the first NaN/Inf entry of either.
     public static func backward(dy: Tensor, dstate: Tensor? = nil, cache: FWPCache) throws -> FWPGradients {
         let op = cache.op
         let dims = cache.dims
@@ -16,6 +18,8 @@ extension FastWeightProgrammer {
         let BH = dims.sequences
         try dy.checkShape("dy", [B, H, T, dv])
         if let ds = dstate { try ds.checkShape("dstate", [B, H, dv, dphi]) }
+        try dy.checkFinite("dy")
+        try dstate?.checkFinite("dstate")
         let shape = dims.kernelShape
 
         // 1. dL/d(kernel output). With the denominator, y = o / den where

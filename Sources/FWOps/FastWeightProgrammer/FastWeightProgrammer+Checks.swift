@@ -3,9 +3,14 @@ import FWCore
 extension FastWeightProgrammer {
     /// Checks every input against the configuration and the others, naming
     /// the tensor and both shapes on a mismatch, and returns the sizes.
+    /// Also refuses extents beyond `SizeLimits.maxExtent` and NaN/Inf entries
+    /// (`FWError.nonFinite` naming the tensor and the index).
     func checkInputs(q: Tensor, k: Tensor, v: Tensor, beta: Tensor?, omega: Tensor?,
                      initialState: Tensor?) throws -> FWPDims {
         try q.checkRank("q", 4, pattern: "[B, H, T, Dk]")
+        for (name, t) in [("q", q), ("k", k), ("v", v), ("beta", beta), ("omega", omega), ("initial state", initialState)] {
+            if let t { try SizeLimits.checkExtents(name, t.shape) }
+        }
         let (B, H, T, dk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         if dk < 1 { throw FWError.shapeMismatch(tensor: "q", expected: "[B, H, T, Dk] with Dk >= 1", got: q.shape) }
         if T < 1 { throw FWError.shapeMismatch(tensor: "q", expected: "[B, H, T, Dk] with T >= 1", got: q.shape) }
@@ -43,6 +48,12 @@ extension FastWeightProgrammer {
             }
             try s0.checkShape("initial state", [B, H, dv, dphi])
         }
-        return FWPDims(B: B, H: H, T: T, dk: dk, dv: dv, dphi: dphi, dvInner: denominator ? dv + 1 : dv)
+        let dims = FWPDims(B: B, H: H, T: T, dk: dk, dv: dv, dphi: dphi, dvInner: denominator ? dv + 1 : dv)
+        // NaN or Inf would spread through the recurrence (and differently in
+        // the recurrent and chunked forms): reject them at the boundary.
+        for (name, t) in [("q", q), ("k", k), ("v", v), ("beta", beta), ("omega", omega), ("initial state", initialState)] {
+            try t?.checkFinite(name)
+        }
+        return dims
     }
 }

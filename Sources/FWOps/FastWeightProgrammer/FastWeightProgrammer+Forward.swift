@@ -13,11 +13,15 @@ extension FastWeightProgrammer {
     ///   - saveForBackward: keep what `backward` needs (false saves memory and time).
     /// - Returns: y `[B, H, T, Dv]`, S_T `[B, H, Dv, Dphi]` and the cache.
     /// - Throws: `FWError.shapeMismatch` naming the tensor, `FWError.invalidArgument`
-    ///   for inputs that do not fit the configuration.
+    ///   for inputs that do not fit the configuration (or sizes beyond
+    ///   `SizeLimits` or the machine's memory), `FWError.nonFinite` naming the
+    ///   tensor and index of the first NaN/Inf entry: the op never runs on them.
     public func forward(q: Tensor, k: Tensor, v: Tensor, beta: Tensor? = nil, omega: Tensor? = nil,
                         initialState: Tensor? = nil, saveForBackward: Bool = true) throws -> FWPResult {
         let dims = try checkInputs(q: q, k: k, v: v, beta: beta, omega: omega, initialState: initialState)
         let algorithm = self.algorithm ?? Self.automaticAlgorithm(rule: rule, T: dims.T, dphi: dims.dphi, dv: dims.dv)
+        try MemoryBudget.check(dims.memoryEstimate(algorithm: algorithm),
+                               "the fast weight programmer on q \(describeShape(q.shape)) (Dphi \(dims.dphi)), v \(describeShape(v.shape))")
         let (BH, T, dk, dv, dphi, dvi) = (dims.sequences, dims.T, dims.dk, dims.dv, dims.dphi, dims.dvInner)
         let shape = dims.kernelShape
 

@@ -148,4 +148,22 @@ struct FWPDims: Sendable {
     var dvInner: Int
     var sequences: Int { B * H }
     var kernelShape: SequenceShape { SequenceShape(T: T, dphi: dphi, dv: dvInner) }
+
+    /// Bytes a forward and backward with `algorithm` allocate beyond their
+    /// inputs, in Double so that forming it cannot overflow: q', k', y, the
+    /// states, what the kernels save (a state per chunk, or per segment of
+    /// sqrt(T) steps, plus a few rows per step), and the gradients.
+    func memoryEstimate(algorithm: FWPAlgorithm) -> Double {
+        let (bh, t, dphi, dv, dk) = (Double(B) * Double(H), Double(T), Double(self.dphi), Double(dvInner), Double(self.dk))
+        let savedStates: Double
+        switch algorithm {
+        case .recurrent: savedStates = 2 * (t.squareRoot() + 1)
+        case let .chunked(c): savedStates = (t / Double(max(1, c))).rounded(.up)
+        }
+        let rows = bh * t * (2 * dphi + 2 * dv)
+        let states = 2 * bh * dphi * dv
+        let saved = bh * (savedStates * dphi * dv + t * (dphi + 2 * dv + 2))
+        let grads = bh * t * (2 * dk + 2 * dphi + 2 * dv + 1) + states
+        return MemoryBudget.floats(rows + states + saved + grads)
+    }
 }

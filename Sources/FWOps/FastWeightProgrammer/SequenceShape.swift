@@ -33,5 +33,5 @@ public struct SequenceShape: Sendable, Equatable {
     public var stateCount: Int { dphi * dv }
 
     /// Number of chunks of length `chunk` covering `T` (the last may be partial).
-    public func chunkCount(_ chunk: Int) -> Int { (T + chunk - 1) / chunk }
+    public func chunkCount(_ chunk: Int) -> Int { T / chunk + (T % chunk == 0 ? 0 : 1) }  // no T + chunk overflow
 }

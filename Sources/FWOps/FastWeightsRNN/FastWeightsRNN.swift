@@ -179,8 +179,10 @@ public enum FastWeightsRNN {
     /// h `[B, T, N]` from x `[B, T, Din]`; the returned cache holds what backward needs.
     ///
     /// Throws `FWError.shapeMismatch` naming the tensor when a shape does not
-    /// fit (x `[B, T, Din]`, W `[N, N]`, C `[N, Din]`, b, g, c `[N]`), and
-    /// `FWError.invalidArgument` for a non-finite lambda or eta, or S < 0.
+    /// fit (x `[B, T, Din]`, W `[N, N]`, C `[N, Din]`, b, g, c `[N]`),
+    /// `FWError.invalidArgument` for a non-finite lambda or eta, S < 0, sizes
+    /// beyond `SizeLimits` or the machine's memory, and `FWError.nonFinite`
+    /// naming the first NaN/Inf entry of x or a parameter.
     public static func forward(x: Tensor, parameters: FastWeightsRNNParameters,
                                config: FastWeightsRNNConfig,
                                algorithm: FastWeightsRNNAlgorithm) throws -> (h: Tensor, cache: FastWeightsRNNCache) {
@@ -220,11 +222,13 @@ public enum FastWeightsRNN {
 
     /// Gradients from dh `[B, T, N]` (dL/dh for every hidden state), summed over the batch.
     ///
-    /// Throws `FWError.shapeMismatch` when dh is not `[B, T, N]` of the forward.
+    /// Throws `FWError.shapeMismatch` when dh is not `[B, T, N]` of the forward,
+    /// `FWError.nonFinite` naming its first NaN/Inf entry.
     public static func backward(dh: Tensor, cache: FastWeightsRNNCache) throws -> FastWeightsRNNGradients {
         let d = Dims(B: cache.batch, T: cache.time, N: cache.hidden, Din: cache.input,
                      S: cache.config.innerSteps)
         try dh.checkShape("dh", [d.B, d.T, d.N])
+        try dh.checkFinite("dh")
         switch cache.algorithm {
         case .explicit:
             let perSequence = ExplicitForwardMemory.checkpointCount(d, interval: cache.checkpointInterval) * d.N * d.N
@@ -318,7 +322,24 @@ extension FastWeightsRNN {
         try p.c.checkShape("c", [N])
         try x.checkRank("x", 3, pattern: "[B, T, Din]")
         try x.checkShape("x", [x.shape[0], x.shape[1], Din])
-        return Dims(B: x.shape[0], T: x.shape[1], N: N, Din: Din, S: config.innerSteps)
+        for (name, t) in [("x", x), ("W", p.W), ("C", p.C)] { try SizeLimits.checkExtents(name, t.shape) }
+        let d = Dims(B: x.shape[0], T: x.shape[1], N: N, Din: Din, S: config.innerSteps)
+        try MemoryBudget.check(memoryEstimate(d), "the fast-weights RNN on x \(describeShape(x.shape)) with N = \(N), S = \(d.S)")
+        for (name, t) in [("x", x), ("W", p.W), ("C", p.C), ("b", p.b), ("g", p.g), ("c", p.c)] {
+            try t.checkFinite(name)
+        }
+        return d
+    }
+
+    /// Bytes a forward and backward allocate (either form), in Double so that
+    /// forming it cannot overflow: h, the inner states and their layer-norm
+    /// statistics (S per step), A's checkpoints every ~sqrt(T) steps and a
+    /// segment of recomputed A's, the decay weights, and the gradients.
+    static func memoryEstimate(_ d: Dims) -> Double {
+        let (b, t, n, s) = (Double(d.B), Double(d.T), Double(d.N), Double(d.S))
+        let perStep = b * t * (n * (4 + 3 * s) + s + Double(d.Din))
+        let memories = (b * (t.squareRoot() + 1) + 2 * (t.squareRoot() + 3)) * n * n
+        return MemoryBudget.floats(perStep + memories + 3 * t)
     }
 }
 

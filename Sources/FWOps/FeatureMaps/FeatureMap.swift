@@ -58,7 +58,8 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Dphi, the size of phi(x) for x in R^d.
+    /// Dphi, the size of phi(x) for x in R^d (call `validate(inputSize:)`
+    /// first: it checks that this product fits).
     public func outputSize(inputSize d: Int) -> Int {
         switch self {
         case .identity, .elu1: return d
@@ -78,7 +79,8 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Throws `FWError.invalidArgument` unless the map is defined for inputs
-    /// of size `d >= 1`: `dpfp:N` needs 1 <= N <= 2d - 1, `favor:M` needs M >= 1.
+    /// of size `d >= 1`: `dpfp:N` needs 1 <= N <= 2d - 1, `favor:M` needs M >= 1,
+    /// and Dphi (`outputSize`) must be at most `SizeLimits.maxExtent`.
     public func validate(inputSize d: Int) throws {
         guard d >= 1 else {
             throw FWError.invalidArgument("feature map \(self): input size must be >= 1, got \(d)")
@@ -87,14 +89,27 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
         case .identity, .elu1:
             return
         case let .dpfp(n):
-            guard n >= 1 && n <= 2 * d - 1 else {
+            // n <= 2d - 1, written so that it cannot overflow: n / 2 < d.
+            guard n >= 1 && n / 2 < d else {
                 throw FWError.invalidArgument(
-                    "feature map \(self): order must satisfy 1 <= N <= 2d - 1 = \(2 * d - 1) for input size d = \(d)")
+                    "feature map \(self): order must satisfy 1 <= N <= 2d - 1 for input size d = \(d)")
             }
         case let .favor(m):
             guard m >= 1 else {
                 throw FWError.invalidArgument("feature map \(self): the number of features M must be >= 1")
             }
+        }
+        // Dphi is a BLAS size too (checked products: d and N may be huge).
+        let factors: [Int]
+        switch self {
+        case .identity, .elu1: factors = [d]
+        case let .dpfp(n): factors = [2, d, n]
+        case let .favor(m): factors = [2, m]
+        }
+        let dphi = try SizeLimits.product(factors, "feature map \(self) at input size \(d)")
+        guard dphi <= SizeLimits.maxExtent else {
+            throw FWError.invalidArgument(
+                "feature map \(self) at input size \(d): Dphi = \(dphi) exceeds \(SizeLimits.maxExtent), the largest size OpenBLAS takes")
         }
     }
 }
