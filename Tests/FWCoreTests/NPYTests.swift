@@ -95,6 +95,16 @@ final class NPYTests: XCTestCase {
                               data: floatBytes([1])), containing: "unsupported .npy version 9")
     }
 
+    /// Only x.0 versions exist: 1.1 and 2.7 are rejected, not read as 1.0 / 2.0.
+    func testMinorVersionOtherThanZeroIsRejected() {
+        for (major, minor) in [(UInt8(1), UInt8(1)), (2, 7), (3, 255)] {
+            var bytes = rawNPY(major: major, header: "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
+                               data: floatBytes([1]))
+            bytes[7] = minor
+            assertRejected(bytes, containing: "unsupported .npy version \(major).\(minor) (need 1.0, 2.0 or 3.0)")
+        }
+    }
+
     func testWrongDtypes() {
         for descr in ["<i4", ">f4", "<f2", "|u1", "<c8"] {
             assertRejected(rawNPY(header: "{'descr': '\(descr)', 'fortran_order': False, 'shape': (1,), }",

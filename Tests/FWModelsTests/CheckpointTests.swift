@@ -167,6 +167,11 @@ final class CheckpointTests: XCTestCase {
                         "hole in the data buffer: bytes [0, 8) before tensor 'b' belong to no tensor")
         expectFileError(bytes(header: #"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: Array(twelveBytes.prefix(8))),
                         "tensor 'a': shape is not a list of non-negative integers")
+        // A shape written with a fraction is not a shape, even when the value is whole.
+        expectFileError(bytes(header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: Array(twelveBytes.prefix(8))),
+                        "tensor 'a': shape is not a list of non-negative integers")
+        expectFileError(bytes(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}}"#, data: Array(twelveBytes.prefix(8))),
+                        "tensor 'a': data_offsets is not a pair of integers")
         expectFileError(bytes(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}}"#, data: Array(twelveBytes.prefix(8))),
                         "tensor 'a': data_offsets is not a pair of integers")
         expectFileError(bytes(header: #"{"__metadata__":{"step":5}}"#, data: []), "__metadata__ 'step' is not a string")
@@ -246,6 +251,31 @@ final class CheckpointTests: XCTestCase {
         m["sampler.epoch"] = "0"; m["sampler.position"] = "11"; m["sampler.epoch_start"] = "1,2,3,4"
         expect(model.store, "sampler state: MinibatchSampler: epoch 0, position 11 out of range for 10 examples",
                in: try withMetadata(m, "sampler.safetensors"))
+        // Counters beyond 2^53 (where `+ 1` stops being exact) and a sampler of more
+        // examples than it can shuffle are refused without allocating anything.
+        m["sampler.epoch"] = String(Int.max)
+        expect(model.store, "metadata 'sampler.epoch' is \(Int.max), beyond the largest count a checkpoint may hold (2^53)",
+               in: try withMetadata(m, "epoch.safetensors"))
+        m["sampler.epoch"] = "0"; m["sampler.examples"] = String(1 << 40)
+        expect(model.store, "sampler state: MinibatchSampler: need 1...2147483647 examples and a positive batch size, got 1099511627776 examples, batch 4",
+               in: try withMetadata(m, "examples.safetensors"))
+        m["sampler.examples"] = "10"
+        var huge = base; huge["adam.step"] = "9223372036854775807"
+        expect(model.store, "metadata 'adam.step' is 9223372036854775807, beyond the largest count a checkpoint may hold (2^53)",
+               in: try withMetadata(huge, "adamstep.safetensors"))
+        // A NaN or Inf parameter is named, tensor and index, before the model changes.
+        var poisoned = entries
+        var w = model.store.values[try model.store.requireSlice("fc1.weight").range]
+        w[w.startIndex + 5] = .infinity
+        poisoned[poisoned.firstIndex { $0.name == "fc1.weight" }!] = SafeTensors.Entry(
+            name: "fc1.weight", shape: try model.store.requireSlice("fc1.weight").shape, values: w)
+        let poisonedPath = path("inf.safetensors")
+        try SafeTensors.write(poisoned, metadata: base, to: poisonedPath)
+        var evalTarget = model.store
+        XCTAssertThrowsError(try Checkpoint.readParameters(poisonedPath, into: &evalTarget)) { error in
+            XCTAssertEqual(error as? FWError, .file(path: poisonedPath, reason: "tensor 'fc1.weight': non-finite value inf at index [1, 1]"))
+        }
+        XCTAssertEqual(evalTarget.values, model.store.values)
         m["sampler.position"] = "8"
         var ok = model.store, adam = Adam()
         let state = try Checkpoint.read(try withMetadata(m, "sampler-ok.safetensors"), into: &ok, optimizer: &adam)

@@ -187,6 +187,53 @@ final class FastWeightProgrammerTests: XCTestCase {
                        "dstate: expected shape [2, 3, 6, 4], got [1]")
     }
 
+    /// NaN or Inf in any input is refused, naming the tensor and the first
+    /// bad index, by both algorithms alike (they would spread it differently).
+    func testNonFiniteInputsAreRejectedNamingTheTensorAndIndex() throws {
+        for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 2)] {
+            let op = try FastWeightProgrammer(rule: .delta, featureMap: .elu1, normalization: .sum, algorithm: algorithm)
+            let x = makeInputs(.delta, .elu1, B: 1, H: 2, T: 5, dk: 3, dv: 4, initialState: false, finalGradient: false, seed: 3)
+            var beta = x.beta!
+            beta[0, 1, 3] = .nan
+            XCTAssertThrowsError(try op.forward(q: x.q, k: x.k, v: x.v, beta: beta)) { error in
+                XCTAssertEqual(error as? FWError, .nonFinite("beta: non-finite value nan at index [0, 1, 3]"))
+            }
+            var v = x.v
+            v[0, 0, 2, 1] = -.infinity
+            XCTAssertThrowsError(try op.forward(q: x.q, k: x.k, v: v, beta: x.beta)) { error in
+                XCTAssertEqual(error as? FWError, .nonFinite("v: non-finite value -inf at index [0, 0, 2, 1]"))
+            }
+            let out = try op.forward(q: x.q, k: x.k, v: x.v, beta: x.beta)
+            var dy = x.dy
+            dy[0, 1, 4, 0] = .infinity
+            XCTAssertThrowsError(try FastWeightProgrammer.backward(dy: dy, cache: out.cache!)) { error in
+                XCTAssertEqual(error as? FWError, .nonFinite("dy: non-finite value inf at index [0, 1, 4, 0]"))
+            }
+        }
+    }
+
+    /// A chunk far longer than T (up to Int.max) is one chunk of T steps, not an overflow.
+    func testHugeChunkIsOneChunk() throws {
+        let x = makeInputs(.sum, .elu1, B: 1, H: 2, T: 5, dk: 3, dv: 4, initialState: false, finalGradient: false, seed: 4)
+        let whole = try FastWeightProgrammer(rule: .sum, featureMap: .elu1, normalization: .sum, algorithm: .chunked(size: 5))
+        let huge = try FastWeightProgrammer(rule: .sum, featureMap: .elu1, normalization: .sum, algorithm: .chunked(size: .max))
+        let a = try whole.forward(q: x.q, k: x.k, v: x.v), b = try huge.forward(q: x.q, k: x.k, v: x.v)
+        XCTAssertEqual(a.y, b.y)
+        XCTAssertEqual(SequenceShape(T: 5, dphi: 3, dv: 4).chunkCount(.max), 1)
+        let ga = try FastWeightProgrammer.backward(dy: x.dy, cache: a.cache!)
+        let gb = try FastWeightProgrammer.backward(dy: x.dy, cache: b.cache!)
+        XCTAssertEqual(ga.dk, gb.dk)
+    }
+
+    /// Extents beyond BLAS's 32-bit sizes, even in an empty tensor, are an error, not a trap.
+    func testAbsurdExtentsAreRejected() throws {
+        let op = try FastWeightProgrammer(rule: .sum, featureMap: .dpfp(order: 2), normalization: .sum)
+        let empty = Tensor(shape: [0, 1, 1, 1 << 62], storage: [])
+        XCTAssertThrowsError(try op.forward(q: empty, k: empty, v: empty)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("q: extent 4611686018427387904"), "\(error)")
+        }
+    }
+
     func testAutomaticAlgorithmRunsAndAgrees() throws {
         let x = makeInputs(.sum, .elu1, B: 1, H: 2, T: 40, dk: 8, dv: 8, initialState: false, finalGradient: false, seed: 9)
         let auto = try FastWeightProgrammer(rule: .sum, featureMap: .elu1, normalization: .sum)
