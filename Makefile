@@ -10,7 +10,7 @@ RELEASE    = -c release
 FWP_REL    = .build/release/fwp
 RESULTS   ?= results
 
-.PHONY: all build test bench demo deps clean
+.PHONY: all build test bench demo deps pydeps clean
 
 # The main command: the quick reproductions of both papers into one folder,
 # $(RESULTS)/demo: Ba et al. 2016's associative retrieval table (R = 20, 15k
@@ -40,17 +40,27 @@ deps:
 build: deps
 	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS)
 
-# The whole test suite (XCTest, debug build). Ends with a plain
-# "N passed, N failed" line read from XCTest's own summary.
-test: deps
+# The whole test suite (XCTest, debug build). Installs what the Python
+# interchange tests need (numpy, safetensors) when missing, so nothing is
+# skipped. Ends with a plain "N passed, N failed, N skipped" line counted
+# from XCTest's summary of the whole suite (its last "Executed" line).
+test: deps pydeps
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
 	@set -o pipefail; SWIFT_BACKTRACE=enable=no $(SWIFT) test --skip-build --disable-swift-testing $(BUILD_FLAGS) 2>&1 \
 	  | tee .build/test.log; status=$$?; \
-	  summary=$$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
+	  summary=$$(grep -E "^\s*Executed [0-9]+ tests?, with " .build/test.log | tail -1); \
 	  total=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); \
+	  skipped=$$(echo "$$summary" | sed -nE 's/.* ([0-9]+) tests? skipped.*/\1/p'); skipped=$${skipped:-0}; \
 	  failed=$$(grep -cE "^Test Case .* failed \(" .build/test.log); \
-	  if [ -n "$$summary" ]; then echo "$$((total - failed)) passed, $$failed failed"; fi; \
+	  if [ -n "$$summary" ]; then echo "$$((total - failed - skipped)) passed, $$failed failed, $$skipped skipped"; fi; \
 	  exit $$status
+
+# numpy and safetensors for the checkpoint interchange tests (pip, when missing).
+pydeps:
+	@if ! python3 -c "import numpy, safetensors" >/dev/null 2>&1; then \
+	  echo "make: installing numpy safetensors (pip)"; \
+	  python3 -m pip install -q --root-user-action=ignore numpy safetensors || echo "make: pip install failed; the interchange tests will be skipped"; \
+	fi
 
 # Benchmarks: release build; a table on stdout and $(RESULTS)/bench.json.
 bench: deps

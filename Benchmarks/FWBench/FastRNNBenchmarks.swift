@@ -1,6 +1,6 @@
 import FastWeights
 
-/// The fast-weights RNN rows of `make bench` (Ba et al. 2016, SPEC.md
+/// The fast-weights RNN rows of `make bench` (Ba et al. 2016, docs/contract.md
 /// section 5): explicit and attention forms, forward and forward+backward,
 /// at B=64, N=128, Din=64, S=1, T=64 and 512.
 public enum FastRNNBenchmarks {

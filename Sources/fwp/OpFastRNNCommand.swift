@@ -2,7 +2,7 @@ import ArgumentParser
 import FastWeights
 import Foundation
 
-/// `fwp op fast-rnn`: the fast-weights RNN of Ba et al. 2016 (SPEC.md
+/// `fwp op fast-rnn`: the fast-weights RNN of Ba et al. 2016 (docs/contract.md
 /// section 5) on `.npy` files.
 ///
 /// Reads `PDIR/{W,C,b,g,c}.npy`; writes `DIR/h.npy`, and with `--dh`:

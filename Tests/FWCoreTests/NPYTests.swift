@@ -2,7 +2,7 @@ import XCTest
 import FWTestSupport
 import Foundation
 
-/// `.npy` reading and writing (SPEC.md section 6): round trips, what NumPy
+/// `.npy` reading and writing (docs/contract.md section 6): round trips, what NumPy
 /// writes, and every malformed-file case rejected with the file named.
 final class NPYTests: XCTestCase {
     var dir: String!

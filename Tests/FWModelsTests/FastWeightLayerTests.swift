@@ -100,7 +100,7 @@ final class FastWeightLayerTests: XCTestCase {
     }
 
     func testDeltaRuleIdentityUnnormalised() throws {
-        // Unnormalised keys: the delta rule is unstable by nature (SPEC.md
+        // Unnormalised keys: the delta rule is unstable by nature (docs/contract.md
         // section 7); the default U(-1/sqrt(D), 1/sqrt(D)) weights keep |k| small.
         try checkBothAlgorithms(.delta, .identity, .none, seed: 106, weightStd: 0.25)
     }

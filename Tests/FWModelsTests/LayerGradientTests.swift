@@ -1,6 +1,6 @@
 // Forward of every layer and loss against its Float64 reference, and every
 // gradient against central finite differences of that reference, with the
-// scalar loss <dy, y> for a random dy (SPEC.md section 7 tolerance).
+// scalar loss <dy, y> for a random dy (docs/contract.md section 7 tolerance).
 import XCTest
 import FWTestSupport
 

@@ -21,7 +21,7 @@ final class DeltaRuleTests: XCTestCase {
     }
 
     /// N(0,1) q, k, v, S_0, dy, dS_T and U(0,1) beta; keys optionally
-    /// l2-normalised (k / sqrt(|k|^2 + 1e-6)), as SPEC section 7 requires for T > 16.
+    /// l2-normalised (k / sqrt(|k|^2 + 1e-6)), as docs/contract.md section 7 requires for T > 16.
     static func makeProblem(T: Int, dphi: Int, dv: Int, normalizeKeys: Bool,
                             withState: Bool, withDState: Bool, seed: UInt64) -> Problem {
         var rng = SeededRNG(seed: seed)
@@ -153,7 +153,7 @@ final class DeltaRuleTests: XCTestCase {
 
     // MARK: - Checks
 
-    /// Records the largest error relative to SPEC's scale `max(1, max|b|)`
+    /// Records the largest error relative to the contract's scale `max(1, max|b|)`
     /// per array name, for the printed summary.
     final class ErrorLog {
         var worst: [String: Double] = [:]
@@ -257,7 +257,7 @@ final class DeltaRuleTests: XCTestCase {
         log.print("kernels vs Float64 reference (T up to 130)")
     }
 
-    /// Wide values (dphi < dv), a chunk that does not divide T, and SPEC's
+    /// Wide values (dphi < dv), a chunk that does not divide T, and the contract's
     /// longest sequence (T = 2048, normalised keys) against the reference.
     func testWideValuesAndLongSequence() {
         let log = ErrorLog()

@@ -2,7 +2,7 @@ import XCTest
 import FWTestSupport
 
 /// The batched op end to end (phi, n, rule, denominator, batching, state
-/// layout): recurrent vs chunked vs the Float64 evaluation of SPEC.md, and
+/// layout): recurrent vs chunked vs the Float64 evaluation of docs/contract.md, and
 /// every gradient vs central finite differences of that evaluation, for
 /// every valid phi x norm x rule combination.
 final class FastWeightProgrammerTests: XCTestCase {
@@ -35,7 +35,7 @@ final class FastWeightProgrammerTests: XCTestCase {
                     initialState: Bool, finalGradient: Bool, seed: UInt64) -> Inputs {
         var rng = SeededRNG(seed: seed)
         let dphi = map.outputSize(inputSize: dk)
-        // favor: keep |x| moderate so features are not vanishingly small (SPEC: d <= 16).
+        // favor: keep |x| moderate so features are not vanishingly small (contract: d <= 16).
         let scale: Float = { if case .favor = map { return 0.5 } else { return 1 } }()
         return Inputs(
             q: rng.normalTensor([B, H, T, dk], std: scale), k: rng.normalTensor([B, H, T, dk], std: scale),
@@ -86,7 +86,7 @@ final class FastWeightProgrammerTests: XCTestCase {
     func testEveryCombinationAgreesWithFloat64AcrossAlgorithms() throws {
         var seed: UInt64 = 100
         for (rule, map, norm, den) in Self.combinations {
-            // Unnormalised keys make the delta rule unstable by nature (SPEC section 7): T <= 16 there.
+            // Unnormalised keys make the delta rule unstable by nature (docs/contract.md section 7): T <= 16 there.
             let lengths = rule == .delta && norm == .none ? [1, 7, 16] : [1, 7, 70]
             for T in lengths {
                 for initialState in [false, true] where !(den && initialState) {

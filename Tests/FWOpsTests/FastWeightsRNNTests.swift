@@ -1,7 +1,7 @@
 import FWTestSupport
 import XCTest
 
-/// The fast-weights RNN (SPEC.md section 5): explicit vs attention vs the
+/// The fast-weights RNN (docs/contract.md section 5): explicit vs attention vs the
 /// Float64 reference (forward), every gradient vs central finite differences
 /// of the reference (small sizes), explicit vs attention gradients at T = 30,
 /// and the argument checks.
@@ -27,7 +27,7 @@ final class FastWeightsRNNTests: XCTestCase {
         func loss(_ p: [Double]) -> Double { dot(dh.storage.asDouble, reference.forward(packed: p).h) }
     }
 
-    /// SPEC.md section 7 inputs: x ~ N(0, 1), W ~ N(0, 1/N), C ~ N(0, 1/Din),
+    /// docs/contract.md section 7 inputs: x ~ N(0, 1), W ~ N(0, 1/N), C ~ N(0, 1/Din),
     /// lambda = 0.95, eta = 0.5; b, g, c moved off their initial 0, 1, 0 so
     /// that their gradients and the layer norm's affine part are exercised.
     func makeProblem(seed: UInt64, B: Int, T: Int, N: Int, Din: Int, S: Int, _ f: Activation,
@@ -59,7 +59,7 @@ final class FastWeightsRNNTests: XCTestCase {
 
     static let gradientNames = ["dx", "dW", "dC", "db", "dg", "dc"]
 
-    /// max|a - b| / max(1, max|b|): the quantity SPEC.md bounds by 2e-4.
+    /// max|a - b| / max(1, max|b|): the quantity docs/contract.md bounds by 2e-4.
     static func scaledError(_ a: [Float], _ b: [Double]) -> Double {
         maxAbsDifference(a, b) / max(1, b.reduce(0) { max($0, abs($1)) })
     }

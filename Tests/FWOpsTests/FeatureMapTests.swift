@@ -1,7 +1,7 @@
 import XCTest
 import FWTestSupport
 
-/// Feature maps phi and normalisations n (SPEC.md sections 2, 3 and 7):
+/// Feature maps phi and normalisations n (docs/contract.md sections 2, 3 and 7):
 /// forward against the Float64 reference, backward against central finite
 /// differences of the reference with loss <dout, n(phi(x))>, parsing, the
 /// forbidden pair, the zero vector under `sum`, favor's max-subtraction, and
@@ -88,7 +88,7 @@ final class FeatureMapTests: XCTestCase {
         print("FeatureMapTests backward: worst relative max error vs FD \(worst)")
     }
 
-    /// favor at d = 16 (SPEC's bound) and a map at a larger d, forward + backward.
+    /// favor at d = 16 (the contract's bound) and a map at a larger d, forward + backward.
     func testBackwardFavorAtSixteen() throws {
         var rng = SeededRNG(seed: 3)
         let d = 16

@@ -1,4 +1,4 @@
-// The sum rule kernels (SPEC.md section 4) against the Float64 oracle
+// The sum rule kernels (docs/contract.md section 4) against the Float64 oracle
 // (Tests/FWTestSupport/Reference/SumRule+Reference.swift): recurrent vs
 // chunked vs Float64 for the forward (y, S_T) and the backward (dq, dk, dv,
 // dS_0); the oracle's gradients and the kernels' gradients against central
@@ -8,7 +8,7 @@ import FWTestSupport
 
 final class SumRuleTests: XCTestCase {
     /// The largest max|a - b| / max(1, max|b|) seen in this test, with its label
-    /// (printed at the end of each test; SPEC bound 2e-4).
+    /// (printed at the end of each test; contract bound 2e-4).
     var worst: (ratio: Double, label: String) = (0, "none")
 
     override func tearDown() {
@@ -68,7 +68,7 @@ final class SumRuleTests: XCTestCase {
         }
 
         /// Central differences of the oracle's loss with respect to q, k, v, S_0
-        /// (S_0 in the SPEC layout; at zero when no initial state is given).
+        /// (S_0 in the contract layout; at zero when no initial state is given).
         func finiteDifferences() -> (dq: [Double], dk: [Double], dv: [Double], ds0: [Double]) {
             let (T, dphi, dv) = (shape.T, shape.dphi, shape.dv)
             let nq = T * dphi, nv = T * dv, ns = dphi * dv

@@ -2,7 +2,7 @@ import XCTest
 import Foundation
 import FWTestSupport
 
-/// `fwp op fwp` (SPEC.md section 6): outputs match the library, and every
+/// `fwp op fwp` (docs/contract.md section 6): outputs match the library, and every
 /// malformed input gets exit status 2, one line on stderr naming the
 /// problem, and no output file.
 final class OpFWPCommandTests: XCTestCase {

@@ -2,7 +2,7 @@ import XCTest
 import Foundation
 import FWTestSupport
 
-/// `fwp op fast-rnn` (SPEC.md section 6): outputs match the library; bad
+/// `fwp op fast-rnn` (docs/contract.md section 6): outputs match the library; bad
 /// input exits with status 2, one stderr line, no output.
 final class OpFastRNNCommandTests: XCTestCase {
     var cli: CommandRunner!

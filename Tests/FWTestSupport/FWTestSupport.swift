@@ -1,10 +1,10 @@
-// Shared helpers for every test target: the SPEC.md section 7 tolerance
+// Shared helpers for every test target: the docs/contract.md section 7 tolerance
 // check, central finite differences, and Float64 conversions. The Float64
 // reference ("oracle") evaluations of each op live in Reference/.
 import XCTest
 @_exported import FastWeights
 
-/// SPEC.md section 7: `max|a - b| <= tol * max(1, max|b|)`.
+/// docs/contract.md section 7: `max|a - b| <= tol * max(1, max|b|)`.
 public let specTolerance: Double = 2e-4
 
 /// The largest absolute difference between `a` and `b` (same count).
@@ -15,7 +15,7 @@ public func maxAbsDifference(_ a: [Float], _ b: [Double]) -> Double {
     return m
 }
 
-/// Asserts SPEC.md's bound between a Float32 result `a` and a reference `b`,
+/// Asserts docs/contract.md's bound between a Float32 result `a` and a reference `b`,
 /// printing the named tensor's error and bound on failure.
 public func assertSpecClose(_ a: [Float], _ b: [Double], _ label: String,
                             tolerance: Double = specTolerance,

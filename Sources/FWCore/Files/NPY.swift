@@ -1,4 +1,4 @@
-/// NumPy `.npy` files (SPEC.md section 6).
+/// NumPy `.npy` files (docs/contract.md section 6).
 ///
 /// Reads versions 1.0, 2.0 and 3.0 (no other minor version), little-endian `<f4` (and `<f8`,
 /// converted to Float32), C order. Anything else — a wrong magic string, an

@@ -4,7 +4,7 @@
 /// and backward that read and write tensors (llm.c style). `Tensor` has value
 /// semantics (copy on write through `Array`).
 ///
-/// Layout conventions used across the package (SPEC.md section 1):
+/// Layout conventions used across the package (docs/contract.md section 1):
 /// sequences are `[B, H, T, D]`, fast-weight states `[B, H, Dv, Dphi]`,
 /// gates `[B, H, T]`.
 public struct Tensor: Equatable, Sendable {

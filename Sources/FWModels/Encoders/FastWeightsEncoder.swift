@@ -1,7 +1,7 @@
 import FWCore
 import FWOps
 
-/// The fast-weights RNN of Ba et al. 2016 (SPEC.md section 5) as an encoder,
+/// The fast-weights RNN of Ba et al. 2016 (docs/contract.md section 5) as an encoder,
 /// its slow parameters in a `ParameterStore`:
 ///
 /// ```
@@ -17,7 +17,7 @@ import FWOps
 public struct FastWeightsEncoder: RecurrentEncoder {
     /// How the recurrent matrix W starts.
     public enum RecurrentInitialization: Sendable, Equatable {
-        /// W ~ N(0, 1/N) (SPEC.md section 7's test distribution).
+        /// W ~ N(0, 1/N) (docs/contract.md section 7's test distribution).
         case normal
         /// W = scale * I (an IRNN-style start; the paper's A.1 is not explicit for this task).
         case scaledIdentity(Float)

@@ -1,6 +1,6 @@
 import FWCore
 
-/// Layer normalisation of each of `n` rows of width `c` (SPEC.md section 5's LN):
+/// Layer normalisation of each of `n` rows of width `c` (docs/contract.md section 5's LN):
 ///
 /// ```
 /// mean = sum_j x_j / c

@@ -85,7 +85,7 @@ public enum SyntheticReader: Equatable, Sendable, CustomStringConvertible {
 /// projections work the same way.
 ///
 /// For `favor:M`, K and Q are scaled by d^(-1/4) before phi (as Performer's
-/// layers do, SPEC.md section 2); Omega `[M, d]` is an input of every forward.
+/// layers do, docs/contract.md section 2); Omega `[M, d]` is an input of every forward.
 public struct SyntheticRetrievalModel: Sendable {
     /// S: number of keys and of values (the width of y).
     public let size: Int

@@ -2,7 +2,7 @@ import FWCore
 
 /// The delta rule fast weight programmer (Schlag et al. 2021) on one `(b, h)`
 /// sequence: forward and backward kernels in two forms that compute the same
-/// function (SPEC.md section 4).
+/// function (docs/contract.md section 4).
 ///
 /// For t = 1..T, with S `[dv, dphi]` (S_0 given or zero):
 ///

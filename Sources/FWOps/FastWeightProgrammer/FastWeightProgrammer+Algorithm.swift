@@ -1,7 +1,7 @@
 import FWCore
 
 extension FastWeightProgrammer {
-    /// The chunk length `fwp op` uses for `--algo chunked` without `--chunk` (SPEC.md section 6).
+    /// The chunk length `fwp op` uses for `--algo chunked` without `--chunk` (docs/contract.md section 6).
     public static let defaultChunk = 64
 
     /// The chunk length of the engine's own choice: fastest at the bench

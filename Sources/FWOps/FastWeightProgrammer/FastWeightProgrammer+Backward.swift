@@ -1,7 +1,7 @@
 import FWCore
 
 extension FastWeightProgrammer {
-    /// Exact gradients of the forward that produced `cache` (SPEC.md section 4).
+    /// Exact gradients of the forward that produced `cache` (docs/contract.md section 4).
     ///
     /// - Parameters:
     ///   - dy: dL/dy `[B, H, T, Dv]`.

@@ -1,6 +1,6 @@
 import FWCore
 
-/// The write rule of a fast weight programmer (SPEC.md section 4).
+/// The write rule of a fast weight programmer (docs/contract.md section 4).
 public enum FastWeightRule: String, Sendable, CaseIterable, CustomStringConvertible {
     /// `S_t = S_{t-1} + v_t k'_t^T` (linear attention).
     case sum
@@ -42,7 +42,7 @@ public enum FWPAlgorithm: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// A batched fast weight programmer op: feature map, normalisation and write
-/// rule over `[B, H, T, D]` tensors, forward and backward (SPEC.md sections 2-4).
+/// rule over `[B, H, T, D]` tensors, forward and backward (docs/contract.md sections 2-4).
 ///
 /// ```
 /// k'_t = n(phi(k_t)),  q'_t = n(phi(q_t))
@@ -66,7 +66,7 @@ public struct FastWeightProgrammer: Sendable {
     /// The algorithm; nil lets the engine choose (`FastWeightProgrammer.automaticAlgorithm`).
     public var algorithm: FWPAlgorithm?
 
-    /// Checks the combination (SPEC.md sections 3, 4) and builds the op.
+    /// Checks the combination (docs/contract.md sections 3, 4) and builds the op.
     ///
     /// - Throws: `FWError.invalidArgument` for `identity` + `sum`, the
     ///   denominator with the delta rule or with a phi that can be negative,
@@ -99,7 +99,7 @@ public struct FastWeightProgrammer: Sendable {
 public struct FWPResult: Sendable {
     /// `[B, H, T, Dv]`.
     public var y: Tensor
-    /// Final states S_T, `[B, H, Dv, Dphi]` (SPEC layout).
+    /// Final states S_T, `[B, H, Dv, Dphi]` (contract layout).
     public var state: Tensor
     /// Saved for the backward (nil when the forward was run without it).
     public var cache: FWPCache?

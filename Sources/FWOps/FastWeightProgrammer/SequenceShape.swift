@@ -9,7 +9,7 @@ import FWCore
 /// * `v`: `[T, dv]`; `beta`: `[T]` (delta rule);
 /// * `y`: `[T, dv]`;
 /// * the state is kept **transposed** inside the engine: `S^T`, `[dphi, dv]`,
-///   so that a chunk's read `Q S^T` is a plain NN `sgemm` (SPEC.md section 4
+///   so that a chunk's read `Q S^T` is a plain NN `sgemm` (docs/contract.md section 4
 ///   leaves the internal layout free; only files use `[Dv, Dphi]`).
 ///
 /// The batched op (`FastWeightProgrammer`) applies the feature map and the

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import FWCore
 
-// The fast-weights RNN of Ba et al. 2016 (SPEC.md section 5): public types,
+// The fast-weights RNN of Ba et al. 2016 (docs/contract.md section 5): public types,
 // argument checks, and the time loop shared by both forms. The two forms
 // differ only in how they hold the fast memory A_{t-1}:
 //
@@ -50,7 +50,7 @@ public struct FastWeightsRNNParameters: Sendable, Equatable {
         self.c = c
     }
 
-    /// Fresh parameters (SPEC.md section 7): W ~ N(0, 1/N), C ~ N(0, 1/Din),
+    /// Fresh parameters (docs/contract.md section 7): W ~ N(0, 1/N), C ~ N(0, 1/Din),
     /// b = 0, g = 1, c = 0. W is drawn first, then C.
     public init(hidden: Int, input: Int, rng: inout SeededRNG) {
         precondition(hidden >= 1 && input >= 0, "FastWeightsRNNParameters: hidden \(hidden), input \(input)")
@@ -93,7 +93,7 @@ public struct FastWeightsRNNConfig: Sendable, Equatable {
     }
 }
 
-/// How the fast memory A is held (both compute the same function, SPEC.md section 5).
+/// How the fast memory A is held (both compute the same function, docs/contract.md section 5).
 public enum FastWeightsRNNAlgorithm: String, Sendable, CaseIterable {
     /// A kept as an N x N matrix per sequence: reads O(N^2) per inner step,
     /// memory O(N^2) per sequence (backward: checkpoints, O(sqrt(T) N^2)).
@@ -161,7 +161,7 @@ public struct FastWeightsRNNCache: Sendable {
     let checkpointInterval: Int             // K
 }
 
-/// The fast-weights RNN op (Ba et al. 2016), SPEC.md section 5.
+/// The fast-weights RNN op (Ba et al. 2016), docs/contract.md section 5.
 ///
 ///     z_t     = W h_{t-1} + C x_t + b                       (h_0 = 0, A_0 = 0)
 ///     h^(0)   = f(z_t)

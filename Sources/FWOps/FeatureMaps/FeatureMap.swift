@@ -1,6 +1,6 @@
 import FWCore
 
-/// A feature map phi applied to every key and query vector (SPEC.md section 2).
+/// A feature map phi applied to every key and query vector (docs/contract.md section 2).
 ///
 /// | case | spelling | Dphi | phi(x), x in R^d |
 /// |---|---|---|---|

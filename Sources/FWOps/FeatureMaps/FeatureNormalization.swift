@@ -1,7 +1,7 @@
 import FWCore
 
 /// The normalisation n applied to every feature vector u = phi(x)
-/// (SPEC.md section 3), separately for every key and query.
+/// (docs/contract.md section 3), separately for every key and query.
 ///
 /// ```
 /// none: n(u) = u
@@ -43,7 +43,7 @@ public enum FeatureNormalization: Equatable, Sendable, CaseIterable, CustomStrin
         }
     }
 
-    /// Throws `FWError.invalidArgument` for a pair SPEC.md forbids:
+    /// Throws `FWError.invalidArgument` for a pair docs/contract.md forbids:
     /// `sum` needs non-negative features, so `identity` + `sum` is an error.
     public static func validate(map: FeatureMap, normalization: FeatureNormalization) throws {
         if normalization == .sum && !map.isNonNegative {

@@ -30,7 +30,7 @@ public struct IRNNParameters: Sendable, Equatable {
     /// some tasks) and the biases to zero, and draw the non-recurrent weights from
     /// a small zero-mean Gaussian (standard deviation 0.001 in their toy problems,
     /// as we read the paper; check it for per-task values). We default to `W = I` and
-    /// `U ~ N(0, 1/Din)`, the same input scaling SPEC.md section 7 uses for the
+    /// `U ~ N(0, 1/Din)`, the same input scaling docs/contract.md section 7 uses for the
     /// fast-weights RNN, so the two are compared at the same input gain; pass
     /// `inputStd: 0.001` for Le et al.'s draw and `recurrentScale` for a scaled
     /// identity.

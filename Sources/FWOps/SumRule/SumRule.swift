@@ -1,7 +1,7 @@
 import FWCore
 
 /// The sum rule (linear attention) kernels for one `(b, h)` sequence
-/// (SPEC.md section 4):
+/// (docs/contract.md section 4):
 ///
 /// ```
 /// S_t = S_{t-1} + v_t k_t^T        S: [dv, dphi]

@@ -163,7 +163,7 @@ public enum BaselinesReference {
 ///
 /// `inputs[i]` are the Float64 values of the i-th differentiated array (x, W,
 /// U, b, ...), `analytic[i]` the op's Float32 gradient of the same array,
-/// `reference(inputs)` returns h. Asserts SPEC.md's bound per array and
+/// `reference(inputs)` returns h. Asserts docs/contract.md's bound per array and
 /// returns `max|analytic - fd|` per name.
 @discardableResult
 public func assertGradientsMatchFiniteDifferences(

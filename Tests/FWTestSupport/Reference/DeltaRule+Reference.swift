@@ -1,12 +1,12 @@
-// Float64 oracle for the delta rule (SPEC.md section 4), written from the
-// formulas with naive loops and the SPEC's own layout: S is [dv, dphi]
+// Float64 oracle for the delta rule (docs/contract.md section 4), written from the
+// formulas with naive loops and the contract's own layout: S is [dv, dphi]
 // (not the engine's internal S^T). Kept forever: every form of the delta
 // rule is tested against it.
 
 /// Float64 reference of the delta rule on one sequence.
 ///
 /// Inputs are row-major: q, k `[T, dphi]`, v `[T, dv]`, beta `[T]`,
-/// states `[dv, dphi]` (SPEC layout).
+/// states `[dv, dphi]` (contract layout).
 public enum DeltaRuleReference {
     /// Outputs of the forward: y `[T, dv]` and S_T `[dv, dphi]`.
     public struct Forward {

@@ -2,10 +2,10 @@ import Foundation
 import FastWeights
 
 /// A Float64 evaluation of the whole fast weight programmer op, written from
-/// SPEC.md sections 2-4 as plain loops: the oracle for `FastWeightProgrammer`
+/// docs/contract.md sections 2-4 as plain loops: the oracle for `FastWeightProgrammer`
 /// (and, by central finite differences, for its gradients).
 ///
-/// All arrays are flat row-major Float64 in the SPEC layouts: q, k
+/// All arrays are flat row-major Float64 in the contract layouts: q, k
 /// `[B, H, T, Dk]`, v `[B, H, T, Dv]`, beta `[B, H, T]`, omega `[M, Dk]`,
 /// states `[B, H, Dv, Dphi]`.
 public struct ReferenceFWP {
@@ -23,7 +23,7 @@ public struct ReferenceFWP {
 
     public var dphi: Int { map.outputSize(inputSize: dk) }
 
-    /// n(phi(x)) of one vector (SPEC sections 2-3), from the feature-map oracle.
+    /// n(phi(x)) of one vector (docs/contract.md sections 2-3), from the feature-map oracle.
     func features(_ x: [Double], omega: [Double]) -> [Double] {
         FeatureMapsReference.normalize(FeatureMapsReference.phi(map, x, omega: omega), norm)
     }

@@ -1,4 +1,4 @@
-// Float64 oracle for the fast-weights RNN (SPEC.md section 5), written from
+// Float64 oracle for the fast-weights RNN (docs/contract.md section 5), written from
 // the formulas with plain loops: A is an explicit N x N matrix updated every
 // step, layer norm recomputed from scratch. Kept independent of the engine
 // (no BLAS, no shared helpers) so that it can catch the engine's mistakes.

@@ -1,4 +1,4 @@
-// Float64 reference ("oracle") of SPEC.md sections 2 and 3: every feature
+// Float64 reference ("oracle") of docs/contract.md sections 2 and 3: every feature
 // map phi and normalisation n, written as naive loops straight from the
 // tables, and their composition over rows. No shortcuts: favor uses the
 // plain formula (no max-subtraction), one exp per entry.

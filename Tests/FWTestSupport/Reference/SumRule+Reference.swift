@@ -1,11 +1,11 @@
-// Float64 oracle of the sum rule (SPEC.md section 4), written from the
-// formulas with naive loops and the SPEC's state layout S [Dv, Dphi]:
+// Float64 oracle of the sum rule (docs/contract.md section 4), written from the
+// formulas with naive loops and the contract's state layout S [Dv, Dphi]:
 //   S_t = S_{t-1} + v_t k_t^T,   y_t = S_t q_t.
 // Its backward stores every state (the simplest correct algorithm, unlike the
 // kernels); the tests check it against central finite differences of `loss`.
 
 /// Naive Float64 sum rule for one sequence. Arrays are row-major: q, k
-/// `[T, dphi]`, v and y `[T, dv]`, states `[dv, dphi]` (SPEC layout).
+/// `[T, dphi]`, v and y `[T, dv]`, states `[dv, dphi]` (contract layout).
 public enum SumRuleReference {
     /// Returns y `[T, dv]` and S_T `[dv, dphi]`; `s0` `[dv, dphi]` or nil for zero.
     public static func forward(q: [Double], k: [Double], v: [Double], s0: [Double]?,
@@ -79,7 +79,7 @@ public enum SumRuleReference {
     }
 
     /// The transpose of a row-major `rows x cols` matrix (converts between the
-    /// SPEC's S `[dv, dphi]` and the kernels' S^T `[dphi, dv]`).
+    /// the contract's S `[dv, dphi]` and the kernels' S^T `[dphi, dv]`).
     public static func transposed<E>(_ a: [E], rows: Int, cols: Int) -> [E] {
         precondition(a.count == rows * cols)
         var out = a

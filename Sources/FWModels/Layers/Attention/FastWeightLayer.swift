@@ -9,7 +9,7 @@ import FWOps
 /// q, k   = s * p[q block], s * p[k block]        [B, H, T, dk]; s = dk^(-1/4) for favor, else 1
 /// v      = p[v block]                            [B, H, T, dv]
 /// beta   = sigmoid(p[beta block])                [B, H, T]   (delta rule)
-/// o      = FWP(q, k, v, beta; Omega)             [B, H, T, dv]  (SPEC.md section 4)
+/// o      = FWP(q, k, v, beta; Omega)             [B, H, T, dv]  (docs/contract.md section 4)
 /// y      = merge(o) Wout^T                       merge: [B, H, T, dv] -> [B, T, H*dv], Wout [D, H*dv]
 /// ```
 ///
@@ -39,7 +39,7 @@ public struct FastWeightLayer: Sendable {
     /// D, the width of x and y.
     public var modelSize: Int { config.modelSize }
 
-    /// The scale applied to q and k before phi: dk^(-1/4) for favor (SPEC.md
+    /// The scale applied to q and k before phi: dk^(-1/4) for favor (docs/contract.md
     /// section 2: keeps exp(+-Omega x - |x|^2/2) away from underflow), 1 otherwise.
     public var queryKeyScale: Float {
         if case .favor = config.featureMap { return 1 / Float(config.headSize).squareRoot().squareRoot() }
