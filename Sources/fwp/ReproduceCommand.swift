@@ -57,9 +57,9 @@ struct ReproduceBa2016Command: ParsableCommand {
         commandName: "ba2016",
         abstract: "Table 1 of Ba et al. 2016: associative retrieval, IRNN / LSTM / A-LSTM / fast weights at R = 20, 50, 100.",
         discussion: """
-            Trains every row in its own child process (`fwp train retrieval`, one thread; --jobs \
-            of them at once, default one per core) into DIR/runs/<model>-R<R>/ (log.csv, \
-            checkpoint.safetensors, summary.json), then prints the table beside the paper's numbers and writes \
+            Trains every row in its own child process (`fwp train retrieval --config \
+            DIR/runs/<model>-R<R>.json`, one thread; --jobs of them at once, default one per core) \
+            into DIR/runs/<model>-R<R>/ (log.csv, checkpoint.safetensors, summary.json), then prints the table beside the paper's numbers and writes \
             DIR/ba2016.json, DIR/ba2016.md and DIR/ba2016-curves.svg (validation error vs step). \
             A row whose folder already holds a finished run of the same configuration is reused; \
             an unfinished one is resumed from its checkpoint (--fresh starts over). \
@@ -89,7 +89,7 @@ struct ReproduceBa2016Command: ParsableCommand {
         let configs = try plan.map { run -> RetrievalRunConfig in
             var c = RetrievalRunConfig(model: run.model, hidden: run.hidden)
             c.evalEvery = quick ? Ba2016.quickEvalEvery : Ba2016.fullEvalEvery
-            options.apply(to: &c)
+            try options.apply(to: &c)
             c.maxSteps = run.steps
             try c.validate()
             return c
@@ -120,7 +120,8 @@ struct ReproduceBa2016Command: ParsableCommand {
                 try RetrievalRunner.makeFolder(runDir)
                 // --force: whatever the folder holds (another configuration, --fresh) is
                 // replaced only once the new row has finished.
-                pool.launch(i, name: name, arguments: Self.childArguments(config) + ["--out", runDir, "--force", "--quiet"], dir: runDir)
+                pool.launch(i, name: name, arguments: try Self.childArguments(config, configPath: runDir + ".json")
+                                + ["--out", runDir, "--force", "--quiet"], dir: runDir)
             }
         }
         let finished = try pool.wait { running in
@@ -165,16 +166,10 @@ struct ReproduceBa2016Command: ParsableCommand {
         return .unfinished(checkpoint: checkpoint, step: saved.progress.step)
     }
 
-    /// `fwp train retrieval` arguments that give exactly `c` (checked by a test).
-    static func childArguments(_ c: RetrievalRunConfig) -> [String] {
-        var a = ["train", "retrieval", "--model", c.model.rawValue, "--hidden", "\(c.hidden)", "--steps", "\(c.maxSteps)",
-                 "--pairs", "\(c.pairs)", "--embedding", "\(c.embedding)", "--batch", "\(c.batchSize)",
-                 "--lr", "\(c.learningRate)", "--clip", "\(c.clipNorm)", "--seed", "\(c.seed)",
-                 "--eval-every", "\(c.evalEvery)", "--patience", "\(c.patience)",
-                 "--train-examples", "\(c.trainExamples)", "--validation-examples", "\(c.validationExamples)",
-                 "--test-examples", "\(c.testExamples)", "--eval-batch", "\(c.evalBatchSize)",
-                 "--algorithm", c.algorithm, "--recurrent-init", c.recurrentInit, "--copies", "\(c.copies)"]
-        if let schedule = c.learningRateSchedule { a += ["--lr-schedule", schedule] }
-        return a
+    /// `fwp train retrieval` arguments that train exactly `c`: the config
+    /// is written to `configPath` and the child reads it (`--config`).
+    static func childArguments(_ c: RetrievalRunConfig, configPath: String) throws -> [String] {
+        try RunConfigFile.write(c, to: configPath)
+        return ["train", "retrieval", "--config", configPath]
     }
 }

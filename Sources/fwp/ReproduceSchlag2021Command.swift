@@ -57,7 +57,7 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                 var c = SyntheticRunConfig(setting: setting, size: s, model: m.model)
                 c.keySize = scale.keySize
                 if quick { c.maxSteps = Schlag2021.quickSteps }
-                options.apply(to: &c)
+                try options.apply(to: &c)
                 try c.validate()
                 let runDir = ((dir as NSString).appendingPathComponent("runs") as NSString)
                     .appendingPathComponent("setting\(setting)-\(m.model.replacingOccurrences(of: ":", with: "-"))-S\(s)")
@@ -79,7 +79,8 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                 pool.finished(i, name: item.model.name, result: saved, reused: true)
                 continue
             }
-            pool.launch(i, name: item.model.name, arguments: childArguments(item.config, dir: item.dir), dir: item.dir)
+            try RetrievalRunner.makeFolder((dir as NSString).appendingPathComponent("runs"))
+            pool.launch(i, name: item.model.name, arguments: try childArguments(item.config, dir: item.dir), dir: item.dir)
         }
         let results = try pool.wait()
         let wall = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
@@ -92,16 +93,11 @@ struct ReproduceSchlag2021Command: ParsableCommand {
                      Ba2016Report.duration(wall), dir, report.baseName))
     }
 
-    /// `fwp train synthetic` arguments that reproduce `config` exactly.
-    func childArguments(_ c: SyntheticRunConfig, dir: String) -> [String] {
-        var a = ["train", "synthetic", "--setting", "\(c.setting)", "--size", "\(c.size)", "--model", c.model,
-                 "--key-size", "\(c.keySize)", "--seed", "\(c.seed)", "--batch", "\(c.batchSize)",
-                 "--lr", "\(c.learningRate)", "--steps", "\(c.maxSteps)", "--eval-every", "\(c.evalEvery)",
-                 "--eval-sequences", "\(c.evalSequences)", "--max-queries", "\(c.maxQueries)",
-                 "--target-loss", "\(c.targetLoss)", "--patience", "\(c.patience)",
-                 "--favor-eval", c.favorEvaluation, "--out", dir, "--force", "--quiet"]
-        if let e = c.embedding { a += ["--embedding", "\(e)"] }
-        if c.freezeEmbedding == true { a.append("--freeze-embedding") }
-        return a
+    /// `fwp train synthetic` arguments that train exactly `c` into `dir`:
+    /// the config is written beside the folder and the child reads it.
+    func childArguments(_ c: SyntheticRunConfig, dir: String) throws -> [String] {
+        let configPath = dir + ".json"
+        try RunConfigFile.write(c, to: configPath)
+        return ["train", "synthetic", "--config", configPath, "--out", dir, "--force", "--quiet"]
     }
 }

@@ -31,6 +31,10 @@ struct RetrievalRunOptions: ParsableArguments {
     @Option(name: .customLong("recurrent-init"), help: "Fast weights: W's start, normal or identity:<scale>. Default identity:0.05.")
     var recurrentInit: String?
     @Option(help: "A-LSTM: redundant memory copies. Default 4.") var copies: Int?
+    @Option(help: "Fast weights: decay lambda of A. Default 0.95.") var lambda: Float?
+    @Option(help: "Fast weights: fast learning rate eta. Default 0.5.") var eta: Float?
+    @Option(name: .customLong("inner-steps"), help: "Fast weights: inner loop steps S. Default 1.") var innerSteps: Int?
+    @Option(help: "Fast weights: relu or tanh. Default relu.") var activation: String?
 
     /// The options the user gave, by flag (for the error when combined with --resume).
     var given: [String] {
@@ -51,11 +55,16 @@ struct RetrievalRunOptions: ParsableArguments {
         if algorithm != nil { g.append("--algorithm") }
         if recurrentInit != nil { g.append("--recurrent-init") }
         if copies != nil { g.append("--copies") }
+        if lambda != nil { g.append("--lambda") }
+        if eta != nil { g.append("--eta") }
+        if innerSteps != nil { g.append("--inner-steps") }
+        if activation != nil { g.append("--activation") }
         return g
     }
 
-    /// Applies the given options to `c`.
-    func apply(to c: inout RetrievalRunConfig) {
+    /// Applies the given options to `c`: the one place where retrieval
+    /// options become config fields (a child run reads the config file instead).
+    func apply(to c: inout RetrievalRunConfig) throws {
         if let pairs { c.pairs = pairs }
         if let embedding { c.embedding = embedding }
         if let batch { c.batchSize = batch }
@@ -69,9 +78,23 @@ struct RetrievalRunOptions: ParsableArguments {
         if let validationExamples { c.validationExamples = validationExamples }
         if let testExamples { c.testExamples = testExamples }
         if let evalBatch { c.evalBatchSize = evalBatch }
-        if let algorithm { c.algorithm = algorithm }
+        if let algorithm {
+            guard let a = FastWeightsRNNAlgorithm(rawValue: algorithm) else {
+                throw FWError.invalidArgument("--algorithm must be explicit or attention, got '\(algorithm)'")
+            }
+            c.algorithm = a
+        }
         if let recurrentInit { c.recurrentInit = recurrentInit }
         if let copies { c.copies = copies }
+        if let lambda { c.lambda = lambda }
+        if let eta { c.eta = eta }
+        if let innerSteps { c.innerSteps = innerSteps }
+        if let activation {
+            guard let a = FastWeightsRNNConfig.Activation(rawValue: activation) else {
+                throw FWError.invalidArgument("--activation must be relu or tanh, got '\(activation)'")
+            }
+            c.activation = a
+        }
     }
 }
 
@@ -104,6 +127,8 @@ struct TrainRetrievalCommand: ParsableCommand {
     @Option(help: "Output folder. Default runs/<model>-R<hidden>, or the checkpoint's folder with --resume.")
     var out: String?
     @Option(help: "Resume the run saved in this checkpoint.") var resume: String?
+    @Option(help: "Read the whole run configuration from this file (as fwp reproduce writes it); no other run option may be given.")
+    var config: String?
     @Flag(help: "Replace a finished run in --out, but only once this run has succeeded (else the old files stay as they were).")
     var force = false
     @Flag(help: "No progress output on stderr.") var quiet = false
@@ -113,7 +138,7 @@ struct TrainRetrievalCommand: ParsableCommand {
         let folder: RunFolder
         if let resume {
             let conflicting = (model != nil ? ["--model"] : []) + (hidden != nil ? ["--hidden"] : []) + options.given
-                + (force ? ["--force"] : [])
+                + (force ? ["--force"] : []) + (config != nil ? ["--config"] : [])
             if let first = conflicting.first {
                 throw FWError.invalidArgument("\(first) cannot be combined with --resume (the checkpoint's configuration is used; only --steps and --out may change)")
             }
@@ -135,12 +160,20 @@ struct TrainRetrievalCommand: ParsableCommand {
 
     /// The configuration of a new (not resumed) run from the options given.
     func newRunConfig() throws -> RetrievalRunConfig {
+        if let config {
+            let conflicting = (model != nil ? ["--model"] : []) + (hidden != nil ? ["--hidden"] : []) + options.given
+                + (steps != nil ? ["--steps"] : [])
+            if let first = conflicting.first {
+                throw FWError.invalidArgument("\(first) cannot be combined with --config (the file holds the whole configuration)")
+            }
+            return try RunConfigFile.read(RetrievalRunConfig.self, from: config)
+        }
         guard let model else { throw FWError.invalidArgument("missing --model (fast-weights, irnn, lstm or alstm)") }
         guard let hidden else { throw FWError.invalidArgument("missing --hidden R") }
-        var config = RetrievalRunConfig(model: try parseModel(model), hidden: hidden)
-        options.apply(to: &config)
-        if let steps { config.maxSteps = steps }
-        try config.validate()
-        return config
+        var c = RetrievalRunConfig(model: try parseModel(model), hidden: hidden)
+        try options.apply(to: &c)
+        if let steps { c.maxSteps = steps }
+        try c.validate()
+        return c
     }
 }

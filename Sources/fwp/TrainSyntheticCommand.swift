@@ -21,7 +21,18 @@ struct SyntheticRunOptions: ParsableArguments {
     @Flag(name: .customLong("freeze-embedding"), help: "Keep the random key embedding fixed (the paper's code trains it).")
     var freezeEmbedding = false
 
-    func apply(to c: inout SyntheticRunConfig) {
+    /// Options the user gave, by flag (for the error when combined with --config).
+    var given: [String] {
+        let named: [(String, Bool)] = [("--key-size", keySize != nil), ("--embedding", embedding != nil), ("--seed", seed != nil),
+            ("--batch", batch != nil), ("--lr", lr != nil), ("--steps", steps != nil), ("--eval-every", evalEvery != nil),
+            ("--eval-sequences", evalSequences != nil), ("--max-queries", maxQueries != nil), ("--target-loss", targetLoss != nil),
+            ("--patience", patience != nil), ("--favor-eval", favorEval != nil), ("--freeze-embedding", freezeEmbedding)]
+        return named.filter(\.1).map(\.0)
+    }
+
+    /// Applies the given options to `c`: the one place where synthetic
+    /// options become config fields (a child run reads the config file instead).
+    func apply(to c: inout SyntheticRunConfig) throws {
         if let keySize { c.keySize = keySize }
         if let embedding { c.embedding = embedding }
         if let seed { c.seed = seed }
@@ -33,7 +44,12 @@ struct SyntheticRunOptions: ParsableArguments {
         if let maxQueries { c.maxQueries = maxQueries }
         if let targetLoss { c.targetLoss = targetLoss }
         if let patience { c.patience = patience }
-        if let favorEval { c.favorEvaluation = favorEval }
+        if let favorEval {
+            guard let f = SyntheticRunConfig.FavorEvaluation(rawValue: favorEval) else {
+                throw FWError.invalidArgument("--favor-eval must be fresh or fixed, got '\(favorEval)'")
+            }
+            c.favorEvaluation = f
+        }
         if freezeEmbedding { c.freezeEmbedding = true }
     }
 }
@@ -52,9 +68,11 @@ struct TrainSyntheticCommand: ParsableCommand {
             run succeeds).
             """)
 
-    @Option(help: "1 (capacity: L = S, no replacement) or 2 (updates: L = 2S, with replacement).") var setting: Int
-    @Option(name: .customLong("size"), help: "S, the number of keys and of values.") var size: Int
-    @Option(help: "softmax, sum:<phi> or delta:<phi>.") var model: String
+    @Option(help: "1 (capacity: L = S, no replacement) or 2 (updates: L = 2S, with replacement).") var setting: Int?
+    @Option(name: .customLong("size"), help: "S, the number of keys and of values.") var size: Int?
+    @Option(help: "softmax, sum:<phi> or delta:<phi>.") var model: String?
+    @Option(help: "Read the whole run configuration from this file (as fwp reproduce writes it); no other run option may be given.")
+    var config: String?
     @OptionGroup var options: SyntheticRunOptions
     @Option(help: "Output folder (default runs/synthetic-setting<N>-<model>-S<S>).") var out: String?
     @Flag(help: "Replace a finished run in --out, but only once this run has succeeded (else the old files stay as they were).")
@@ -62,10 +80,8 @@ struct TrainSyntheticCommand: ParsableCommand {
     @Flag(help: "No progress line on stderr.") var quiet = false
 
     func run() throws {
-        var config = SyntheticRunConfig(setting: setting, size: size, model: model)
-        options.apply(to: &config)
-        try config.validate()
-        let dir = out ?? "runs/synthetic-setting\(setting)-\(model.replacingOccurrences(of: ":", with: ""))-S\(size)"
+        let config = try runConfig()
+        let dir = out ?? "runs/synthetic-setting\(config.setting)-\(config.model.replacingOccurrences(of: ":", with: ""))-S\(config.size)"
         let folder = try RunFolder.newRun(dir, force: force)
         let result = try folder.run { work in
             let log = try RunLog(csvPath: (work as NSString).appendingPathComponent("log.csv"),
@@ -75,6 +91,25 @@ struct TrainSyntheticCommand: ParsableCommand {
             return result
         }
         print(SyntheticSummary.line(result))
+    }
+
+    /// The run's configuration: from --config, or from the options.
+    func runConfig() throws -> SyntheticRunConfig {
+        if let config {
+            let conflicting = (setting != nil ? ["--setting"] : []) + (size != nil ? ["--size"] : [])
+                + (model != nil ? ["--model"] : []) + options.given
+            if let first = conflicting.first {
+                throw FWError.invalidArgument("\(first) cannot be combined with --config (the file holds the whole configuration)")
+            }
+            return try RunConfigFile.read(SyntheticRunConfig.self, from: config)
+        }
+        guard let setting else { throw FWError.invalidArgument("missing --setting (1 or 2)") }
+        guard let size else { throw FWError.invalidArgument("missing --size S") }
+        guard let model else { throw FWError.invalidArgument("missing --model (softmax, sum:<phi> or delta:<phi>)") }
+        var c = SyntheticRunConfig(setting: setting, size: size, model: model)
+        try options.apply(to: &c)
+        try c.validate()
+        return c
     }
 }
 

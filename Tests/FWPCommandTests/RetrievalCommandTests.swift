@@ -129,7 +129,12 @@ final class RetrievalCommandTests: XCTestCase {
         XCTAssertTrue(r.out.contains("Fast weights"), r.out)
         XCTAssertTrue(r.out.contains("wall-clock"), r.out)
         XCTAssertEqual(cli.files(in: "rep"), ["ba2016-curves.svg", "ba2016.json", "ba2016.md", "runs"])
-        XCTAssertEqual(cli.files(in: "rep/runs"), ["fast-weights-R4", "fast-weights-R6", "irnn-R4", "irnn-R6"])
+        // Each row's folder, and beside it the config file its child read (--config).
+        XCTAssertEqual(cli.files(in: "rep/runs"), ["fast-weights-R4", "fast-weights-R4.json", "fast-weights-R6", "fast-weights-R6.json",
+                                                   "irnn-R4", "irnn-R4.json", "irnn-R6", "irnn-R6.json"])
+        let rowConfig = try RunConfigFile.read(RetrievalRunConfig.self, from: cli.path("rep/runs/irnn-R6.json"))
+        XCTAssertEqual(rowConfig.hidden, 6)
+        XCTAssertEqual(rowConfig.maxSteps, 6)
         let rows = try XCTUnwrap(try json("rep/ba2016.json") as? [[String: Any]])
         XCTAssertEqual(rows.count, 4)
         for row in rows {

@@ -30,7 +30,10 @@ public enum RetrievalModelKind: String, Codable, CaseIterable, Sendable {
 /// minibatch order from `SeededRNG(seed: seed ^ samplerSalt)`, so one seed
 /// fixes the whole run. Defaults and their reasons:
 /// `Sources/FWModels/Tasks/AssociativeRetrieval.md`.
-public struct RetrievalRunConfig: Codable, Equatable, Sendable {
+public struct RetrievalRunConfig: RunConfig {
+    /// The `kind` of its run files.
+    public static let kind = "retrieval"
+
     /// Which encoder.
     public var model: RetrievalModelKind
     /// R, the number of hidden units of the encoder.
@@ -68,9 +71,9 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
     public var lambda: Float = 0.95
     public var eta: Float = 0.5
     public var innerSteps: Int = 1
-    public var activation: String = "relu"
+    public var activation: FastWeightsRNNConfig.Activation = .relu
     /// Fast weights: which form of the op runs ("explicit" or "attention"; same function).
-    public var algorithm: String = "explicit"
+    public var algorithm: FastWeightsRNNAlgorithm = .explicit
     /// Fast weights: how W starts: "normal" (N(0, 1/N)) or "identity:<scale>".
     public var recurrentInit: String = "identity:0.05"
     /// A-LSTM: redundant memory copies.
@@ -110,10 +113,6 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
         try check((1...maxExamples).contains(evalBatchSize), "--eval-batch must be 1...\(maxExamples), got \(evalBatchSize)")
         try check(lambda.isFinite && eta.isFinite, "lambda and eta must be finite")
         try check((0...maxSize).contains(innerSteps), "inner steps must be 0...\(maxSize), got \(innerSteps)")
-        try check(FastWeightsRNNConfig.Activation(rawValue: activation) != nil,
-                  "activation must be relu or tanh, got '\(activation)'")
-        try check(FastWeightsRNNAlgorithm(rawValue: algorithm) != nil,
-                  "algorithm must be explicit or attention, got '\(algorithm)'")
         _ = try fastWeightsRecurrentInitialization()
         _ = try schedule()
         try check((1...maxSize).contains(copies), "--copies must be 1...\(maxSize), got \(copies)")
@@ -196,8 +195,8 @@ public struct RetrievalRunConfig: Codable, Equatable, Sendable {
         switch model {
         case .fastWeights:
             let fw = FastWeightsRNNConfig(lambda: lambda, eta: eta, innerSteps: innerSteps,
-                                          activation: FastWeightsRNNConfig.Activation(rawValue: activation)!)
-            let algo = FastWeightsRNNAlgorithm(rawValue: algorithm)!
+                                          activation: activation)
+            let algo = algorithm
             let initW = try fastWeightsRecurrentInitialization()
             return RetrievalModel(vocabularySize: V, embeddingSize: E, classes: C, sequenceLength: T,
                                   store: &store, rng: &rng) { input, store, rng in

@@ -5,7 +5,18 @@ import FWOps
 /// section 6.1): the setting, S, the model and the optimisation. Defaults
 /// are the paper's code's (`synthetic/main.py`); our own choices are in
 /// `Sources/FWModels/Tasks/SyntheticRetrieval.md`.
-public struct SyntheticRunConfig: Codable, Equatable, Sendable {
+public struct SyntheticRunConfig: RunConfig {
+    /// The `kind` of its run files.
+    public static let kind = "synthetic"
+
+    /// How FAVOR+'s Omega is drawn at evaluation.
+    public enum FavorEvaluation: String, Codable, Sendable, CaseIterable {
+        /// A new Omega for every evaluation forward (the paper's code).
+        case fresh
+        /// One Omega drawn at the start of the run (deterministic evaluations).
+        case fixed
+    }
+
     /// 1 (capacity: no replacement, L = S) or 2 (updates: replacement, L = 2S).
     public var setting: Int
     /// S, the number of keys and of values.
@@ -39,7 +50,7 @@ public struct SyntheticRunConfig: Codable, Equatable, Sendable {
     public var freezeEmbedding: Bool?
     /// FAVOR+ at evaluation: "fresh" (a new Omega per forward, as the paper's
     /// code) or "fixed" (one Omega drawn at the start, for deterministic evaluations).
-    public var favorEvaluation: String = "fresh"
+    public var favorEvaluation: FavorEvaluation = .fresh
 
     /// A run of `model` at size S in `setting`, everything else the paper's.
     public init(setting: Int, size: Int, model: String) {
@@ -87,8 +98,6 @@ public struct SyntheticRunConfig: Codable, Equatable, Sendable {
         try check((1...maxSize).contains(maxQueries), "--max-queries must be 1...\(maxSize), got \(maxQueries)")
         try check(targetLoss.isFinite && targetLoss >= 0, "--target-loss must be >= 0, got \(targetLoss)")
         try check(patience >= 1, "--patience must be >= 1, got \(patience)")
-        try check(favorEvaluation == "fresh" || favorEvaluation == "fixed",
-                  "--favor-eval must be fresh or fixed, got '\(favorEvaluation)'")
         try MemoryBudget.check(try memoryEstimate(), "this synthetic run (\(model), S = \(size), d_key \(keySize), batch \(batchSize), \(evalSequences) evaluation sequences)")
     }
 

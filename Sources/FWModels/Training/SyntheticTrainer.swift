@@ -81,7 +81,7 @@ public enum SyntheticTrainer {
         let model = try SyntheticRetrievalModel(size: config.size, keySize: config.keySize, embedding: config.embedding,
                                                 reader: try config.reader(), store: &store, rng: &initRNG)
         let evaluationSet = task.evaluationBatch(count: config.evalSequences, maxQueries: config.maxQueries, rng: &evalRNG)
-        let fixedOmega = config.favorEvaluation == "fixed" ? try model.drawProjection(rng: &evalRNG) : nil
+        let fixedOmega = config.favorEvaluation == .fixed ? try model.drawProjection(rng: &evalRNG) : nil
         var adam = Adam(learningRate: config.learningRate)
 
         let start = DispatchTime.now().uptimeNanoseconds

@@ -71,7 +71,7 @@ public struct FastWeightsRNNParameters: Sendable, Equatable {
 /// Defaults are the paper's: lambda = 0.95, eta = 0.5, S = 1, ReLU.
 public struct FastWeightsRNNConfig: Sendable, Equatable {
     /// The activation f of every step (`relu` or `tanh`, as the command line spells them).
-    public enum Activation: String, Sendable, CaseIterable {
+    public enum Activation: String, Codable, Sendable, CaseIterable {
         case relu, tanh
     }
 
@@ -94,7 +94,7 @@ public struct FastWeightsRNNConfig: Sendable, Equatable {
 }
 
 /// How the fast memory A is held (both compute the same function, docs/contract.md section 5).
-public enum FastWeightsRNNAlgorithm: String, Sendable, CaseIterable {
+public enum FastWeightsRNNAlgorithm: String, Codable, Sendable, CaseIterable {
     /// A kept as an N x N matrix per sequence: reads O(N^2) per inner step,
     /// memory O(N^2) per sequence (backward: checkpoints, O(sqrt(T) N^2)).
     case explicit
