@@ -18,6 +18,10 @@ import FWCore
 /// snapshots           comma-separated prefixes of extra parameter sets     (when there are any)
 /// ```
 ///
+/// Extra tensors that are not parameters (a language model's fast weights
+/// carried from one segment to the next) are stored as `extra.<name>` and
+/// read back with `readExtraTensors`.
+///
 /// Snapshots are extra copies of the parameters (e.g. the values with the
 /// best validation error so far), stored as `<prefix>.<name>` tensors.
 ///
@@ -32,7 +36,8 @@ public enum Checkpoint {
     /// `snapshots` are extra parameter sets in the store's flat layout, each
     /// written as `<prefix>.<name>` tensors (read back with `readSnapshot`).
     public static func write(to path: String, store: ParameterStore, optimizer: Adam, state: TrainingState,
-                             snapshots: [(prefix: String, values: [Float])] = []) throws {
+                             snapshots: [(prefix: String, values: [Float])] = [],
+                             extraTensors: [(name: String, tensor: Tensor)] = []) throws {
         var entries: [SafeTensors.Entry] = []
         for s in store {
             entries.append(SafeTensors.Entry(name: s.name, shape: s.shape, values: store.values[s.range]))
@@ -49,6 +54,11 @@ public enum Checkpoint {
             for s in store {
                 entries.append(SafeTensors.Entry(name: "\(snapshot.prefix).\(s.name)", shape: s.shape, values: snapshot.values[s.range]))
             }
+        }
+
+        // Tensors that are not parameters (e.g. fast weights carried across segments).
+        for e in extraTensors {
+            entries.append(SafeTensors.Entry(name: extraPrefix + e.name, tensor: e.tensor))
         }
 
         var meta: [String: String] = [
@@ -110,6 +120,24 @@ public enum Checkpoint {
         return try gather(contents, prefix: prefix + ".", store: store, path: path)
     }
 
+    /// The prefix of the extra (non-parameter) tensors `write` stores.
+    public static let extraPrefix = "extra."
+
+    /// The extra tensors (`write(..., extraTensors:)`) of the file at `path`,
+    /// by name without the prefix; each must be finite.
+    public static func readExtraTensors(_ path: String) throws -> [String: Tensor] {
+        let contents = try SafeTensors.read(path)
+        var result: [String: Tensor] = [:]
+        for name in contents.names where name.hasPrefix(extraPrefix) {
+            let t = contents.tensors[name]!
+            do { try t.checkFinite("tensor '\(name)'") } catch let FWError.nonFinite(message) {
+                throw FWError.file(path: path, reason: message)
+            }
+            result[String(name.dropFirst(extraPrefix.count))] = t
+        }
+        return result
+    }
+
     // MARK: helpers
 
     private static func snapshotPrefixes(_ meta: [String: String]) -> [String] {
@@ -141,7 +169,7 @@ public enum Checkpoint {
     private static func rejectUnknown(_ contents: SafeTensors.Contents, store: ParameterStore,
                                       path: String, allowAdam: Bool) throws {
         let snapshots = snapshotPrefixes(contents.metadata).map { $0 + "." }
-        for name in contents.names {
+        for name in contents.names where !name.hasPrefix(extraPrefix) {
             var base = name
             if allowAdam {
                 if name.hasPrefix("adam.m.") { base = String(name.dropFirst(7)) }
