@@ -2,11 +2,20 @@ import ArgumentParser
 import FastWeights
 import Foundation
 
-/// `fwp eval --checkpoint PATH`: the test error of a saved retrieval model.
+/// `fwp eval ...`: evaluate a saved model (`retrieval`, the default, or `lm`).
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a checkpoint on its test split.",
+        abstract: "Evaluate a checkpoint: a retrieval model (the default) or a language model (eval lm).",
+        subcommands: [EvalRetrievalCommand.self, EvalLMCommand.self],
+        defaultSubcommand: EvalRetrievalCommand.self)
+}
+
+/// `fwp eval [retrieval] --checkpoint PATH`: the test error of a saved retrieval model.
+struct EvalRetrievalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrieval",
+        abstract: "Evaluate a retrieval checkpoint on its test split.",
         discussion: """
             Rebuilds the model and the test split from the configuration stored in the \
             checkpoint and evaluates the parameters with the best validation error (the \

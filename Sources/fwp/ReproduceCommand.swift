@@ -7,7 +7,7 @@ struct ReproduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reproduce",
         abstract: "Reproduce a paper's table end to end.",
-        subcommands: [ReproduceBa2016Command.self, ReproduceSchlag2021Command.self])
+        subcommands: [ReproduceBa2016Command.self, ReproduceSchlag2021Command.self, ReproduceSchlag2021LMCommand.self])
 }
 
 /// One row of the plan: a model at one R, trained for at most `steps`.

@@ -7,7 +7,7 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a model on one of the papers' tasks.",
-        subcommands: [TrainRetrievalCommand.self, TrainSyntheticCommand.self])
+        subcommands: [TrainRetrievalCommand.self, TrainSyntheticCommand.self, TrainLMCommand.self])
 }
 
 /// The options that define a retrieval run (shared by `train retrieval` and `reproduce ba2016`).

@@ -1,0 +1,45 @@
+import Foundation
+import FWCore
+
+/// Draws the next byte from a language model's logits: softmax at a
+/// temperature, optionally among the k most likely bytes only.
+///
+/// ```
+/// p_i = exp((l_i - max l) / temperature) / sum_j exp((l_j - max l) / temperature)   over the kept bytes
+/// ```
+///
+/// Deterministic: the same seed and logits give the same bytes.
+public struct ByteSampler: Sendable {
+    public let temperature: Float
+    /// 0: every byte; else only the `topK` largest logits.
+    public let topK: Int
+    private var rng: SeededRNG
+
+    public init(seed: UInt64, temperature: Float = 1, topK: Int = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        rng = SeededRNG(seed: seed)
+    }
+
+    /// One byte drawn from `logits` (256 entries).
+    public mutating func sample(_ logits: [Float]) -> UInt8 {
+        precondition(logits.count == 256, "ByteSampler: \(logits.count) logits, expected 256")
+        var order = Array(0..<256)
+        if topK > 0 && topK < 256 {
+            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            order = Array(order.prefix(topK))
+        }
+        let top = order.map { logits[$0] }.max() ?? 0
+        var weights = order.map { Double(exp(Double(logits[$0] - top) / Double(temperature))) }
+        let total = weights.reduce(0, +)
+        // A uniform draw in [0, total) from 53 random bits.
+        let u = Double(rng.next() >> 11) / Double(1 << 53) * total
+        var acc = 0.0
+        for (i, w) in weights.enumerated() {
+            acc += w
+            if u < acc { return UInt8(order[i]) }
+        }
+        weights.removeAll()
+        return UInt8(order.last!)
+    }
+}

@@ -1,0 +1,74 @@
+import FastWeights
+import Foundation
+
+/// One row of the language-modelling table: a mixer, truncated or carried.
+struct Schlag2021LMRowPlan: Equatable {
+    /// The table's name, e.g. "Delta Net".
+    var name: String
+    var mixer: LanguageModelMixer
+    var mode: LanguageModelRunConfig.ContextMode
+
+    /// The row's folder and config file name under DIR/runs/.
+    var folderName: String { mixer.rawValue + (mode == .carry ? "-carry" : "") }
+}
+
+/// Schlag et al. 2021, section 6.3 (WikiText-103, small config) at CPU
+/// scale on Shakespeare: the rows, the one configuration every row shares,
+/// and the paper's numbers.
+enum Schlag2021LM {
+    /// The truncated rows (Table 2), then the carry-over rows (Table 4).
+    static let rows: [Schlag2021LMRowPlan] = [
+        .init(name: "Transformer (softmax)", mixer: .softmax, mode: .truncated),
+        .init(name: "Linear Transformer", mixer: .linear, mode: .truncated),
+        .init(name: "Delta Net", mixer: .delta, mode: .truncated),
+        .init(name: "DPFP, sum rule", mixer: .dpfpSum, mode: .truncated),
+        .init(name: "DPFP, delta rule", mixer: .dpfpDelta, mode: .truncated),
+        .init(name: "Performer (FAVOR+)", mixer: .favorSum, mode: .truncated),
+        .init(name: "Performer, delta rule", mixer: .favorDelta, mode: .truncated),
+        .init(name: "Linear Transformer, carried", mixer: .linear, mode: .carry),
+        .init(name: "Delta Net, carried", mixer: .delta, mode: .carry),
+    ]
+
+    /// The paper's WikiText-103 perplexities (valid, test), small config:
+    /// Table 2 (truncated) and Table 4 (carried). nil: no such row in the paper.
+    static func paper(_ row: Schlag2021LMRowPlan) -> (valid: Double, test: Double)? {
+        switch (row.mixer, row.mode) {
+        case (.softmax, .truncated): return (33.0, 34.1)
+        case (.linear, .truncated): return (37.1, 38.3)
+        case (.delta, .truncated): return (34.1, 35.2)
+        case (.favorSum, .truncated): return (39.0, 39.6)
+        case (.favorDelta, .truncated): return (36.1, 37.2)
+        case (.delta, .carry): return (27.8, 29.4)
+        case (.linear, .carry): return (.infinity, .infinity)   // "> 260": diverged
+        default: return nil
+        }
+    }
+
+    /// The configuration every row shares (the mixer and mode set per row).
+    static func config(mixer: LanguageModelMixer, mode: LanguageModelRunConfig.ContextMode, data: String,
+                       quick: Bool) -> LanguageModelRunConfig {
+        var m = LanguageModelConfig(mixer: mixer)
+        if quick {
+            m.layers = 2; m.modelSize = 64; m.heads = 4; m.feedForwardSize = 256
+        } else {
+            m.layers = 4; m.modelSize = 128; m.heads = 8; m.feedForwardSize = 512
+        }
+        m.dropout = 0
+        var c = LanguageModelRunConfig(model: m, data: data)
+        c.mode = mode
+        if quick {
+            c.context = 128; c.batchSize = 8; c.maxSteps = quickSteps; c.evalEvery = 50; c.evalBytes = 8192
+            c.warmupSteps = 20
+        } else {
+            c.context = 256; c.batchSize = 16; c.maxSteps = fullSteps; c.evalEvery = 100; c.evalBytes = 32_768
+            c.warmupSteps = 100
+        }
+        c.learningRate = 2e-3
+        c.minLearningRateFactor = 0.1
+        c.clipNorm = 0.25
+        return c
+    }
+
+    static let fullSteps = 1500
+    static let quickSteps = 200
+}
