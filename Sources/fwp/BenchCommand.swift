@@ -33,6 +33,15 @@ struct BenchCommand: ParsableCommand {
             peaks[n] = p
             return p
         }
+        // Decoding at batch 1 runs on one thread: its peak is the one-thread sgemm.
+        var peaks1: [Int: Double] = [:]
+        func peak1(_ n: Int) -> Double {
+            if let p = peaks1[n] { return p }
+            let p = Measure.sgemmPeak(n: n, threads: 1)
+            log(String(format: "fwp bench: sgemm peak n=%d on 1 thread: %.1f GFLOP/s", n, p))
+            peaks1[n] = p
+            return p
+        }
         var rows: [BenchRow] = []
         let dims = quick ? [64] : [64, 128]
         let cases = FWPBenchmarks.standardCases(dims: dims, T: T)
@@ -59,9 +68,16 @@ struct BenchCommand: ParsableCommand {
                        row.op, row.T, row.tokens_per_s, row.gflops))
             rows.append(row)
         }
+        let decodeCases = DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
+        for (i, c) in decodeCases.enumerated() {
+            let row = try ThreadOwnership.withBLASThreads(1) { try DecodeBenchmarks.run(c, peak: peak1(c.modelSize)) }
+            log(String(format: "[%d/%d] decode %@ context %d: %.0f tokens/s", i + 1, decodeCases.count, row.algo, row.T, row.tokens_per_s))
+            rows.append(row)
+        }
         print(BenchTable.text(rows))
         print("")
         print(FWPBenchmarks.crossoverSummary(rows))
+        print(DecodeBenchmarks.crossoverSummary(rows))
         let jsonBytes = try json.map { _ in [UInt8](try BenchTable.json(rows)) }
         try OutputTransaction.run { tx in
             if let json, let jsonBytes { try tx.stage(jsonBytes, to: json) }

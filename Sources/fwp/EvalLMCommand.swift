@@ -67,7 +67,7 @@ struct EvalLMCommand: ParsableCommand {
         try MemoryBudget.check(run.model.memoryEstimate(batch: 16, context: T), "evaluating at context \(T)")
         let mode: LanguageModelRunConfig.ContextMode = carryState ? .carry : (truncated ? .truncated : run.mode)
         let corpus = try TextCorpus.load(data ?? run.data)
-        let text = split == "test" ? corpus.test : corpus.valid
+        let text = split == "test" ? corpus.test.bytes : corpus.valid.bytes
         let r = try LanguageModelEvaluation.evaluate(loaded.model, store: loaded.store, text: text[...], context: T, mode: mode)
         if json {
             let out: [String: Any] = ["mixer": run.model.mixer.rawValue, "split": split, "mode": mode.rawValue, "context": T,

@@ -130,7 +130,7 @@ public final class LanguageModelTrainer {
         model = try CharLanguageModel(config: config.model, store: &store, rng: &initRNG)
         self.store = store
         optimizer = Adam(learningRate: config.learningRate)
-        sampler = try ByteWindowSampler(mode: config.mode, textLength: corpus.train.count, batchSize: config.batchSize,
+        sampler = try ByteWindowSampler(mode: config.mode, textLength: corpus.train.bytes.count, batchSize: config.batchSize,
                                         context: config.context, seed: config.seed ^ LanguageModelRunConfig.dataSalt)
         rng = SeededRNG(seed: config.seed ^ LanguageModelRunConfig.dropoutSalt)
         progress = LanguageModelProgress(sampler: sampler.state)
@@ -139,7 +139,7 @@ public final class LanguageModelTrainer {
     }
 
     static func checkSplits(_ corpus: TextCorpus, context: Int) throws {
-        for (name, text) in [("valid", corpus.valid), ("test", corpus.test)] where text.count < 2 {
+        for (name, text) in [("valid", corpus.valid.bytes), ("test", corpus.test.bytes)] where text.count < 2 {
             throw FWError.invalidArgument("the \(name) split has \(text.count) bytes: nothing to evaluate")
         }
     }
@@ -166,7 +166,7 @@ public final class LanguageModelTrainer {
         }
         let sampler: ByteWindowSampler
         do {
-            sampler = try ByteWindowSampler(mode: config.mode, textLength: corpus.train.count, batchSize: config.batchSize,
+            sampler = try ByteWindowSampler(mode: config.mode, textLength: corpus.train.bytes.count, batchSize: config.batchSize,
                                             context: config.context, restoring: saved.progress.sampler)
         } catch let error as FWError { throw FWError.file(path: path, reason: "\(error)") }
         let carried = try LanguageModelStateFile.read(try Checkpoint.readExtraTensors(path), model: model, path: path)
@@ -196,7 +196,7 @@ public final class LanguageModelTrainer {
             return Double(now - sessionStart) * 1e-9
         }
         while progress.step < limit {
-            let batch = sampler.next(corpus.train)
+            let batch = sampler.next(corpus.train.bytes)
             if batch.wrapped { carried = nil }
             let step = progress.step + 1
             store.zeroGradients()
@@ -233,7 +233,7 @@ public final class LanguageModelTrainer {
 
     /// Periodic validation; updates the best parameters, the log and the checkpoint.
     private func evaluateAndRecord(learningRate: Double) throws {
-        let prefix = corpus.valid.prefix(config.evalBytes)
+        let prefix = corpus.valid.bytes.prefix(config.evalBytes)
         let v = try FiniteCheck.atStep(progress.step) {
             try LanguageModelEvaluation.evaluate(model, store: store, text: prefix, context: config.context, mode: config.mode)
         }
@@ -271,7 +271,7 @@ public final class LanguageModelTrainer {
     public func evaluateBest(split: String, mode: LanguageModelRunConfig.ContextMode? = nil) throws -> LanguageModelEvaluation.Result {
         var best = store
         best.setValues(bestValues)
-        let text = split == "test" ? corpus.test : corpus.valid
+        let text = split == "test" ? corpus.test.bytes : corpus.valid.bytes
         return try LanguageModelEvaluation.evaluate(model, store: best, text: text[...], context: config.context,
                                                     mode: mode ?? config.mode)
     }
