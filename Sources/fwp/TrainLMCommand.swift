@@ -53,7 +53,7 @@ struct LanguageModelRunOptions: ParsableArguments {
         if let modelSize { c.modelSize = modelSize; if feedForward == nil { c.feedForwardSize = 4 * modelSize } }
         if let heads { c.heads = heads }
         if let feedForward { c.feedForwardSize = feedForward }
-        if let dropout { c.dropout = dropout }
+        if let dropout { c.dropout = Double(dropout) }
         if tied { c.tiedEmbeddings = true }
         if let favorFeatures { c.favorFeatures = favorFeatures }
         return c

@@ -110,6 +110,9 @@ public final class LanguageModelTrainer {
     /// Called after every evaluation.
     public var onEvaluation: ((LanguageModelRecord) -> Void)?
 
+    /// ln 2: nats per bit.
+    static let ln2 = 0.6931471805599453
+
     /// The columns of the CSV log.
     public static let logColumns = ["step", "seconds", "train_loss", "train_bpc", "valid_bpc", "tokens_per_s", "lr"]
 
@@ -221,7 +224,7 @@ public final class LanguageModelTrainer {
             progress.seconds += seconds
             progress.windowSeconds += seconds
             progress.sampler = sampler.state
-            reporter?.update(step: step, loss: r.loss / Float(log(2.0)), tokens: r.count)
+            reporter?.update(step: step, loss: r.loss / Float(Self.ln2), tokens: r.count)
 
             if step % config.evalEvery == 0 || step == config.maxSteps {
                 try evaluateAndRecord(learningRate: Double(rate))
@@ -239,7 +242,7 @@ public final class LanguageModelTrainer {
         }
         let w = progress
         let trainLoss = w.windowCount > 0 ? w.windowLoss / Double(w.windowCount) : .nan
-        let record = LanguageModelRecord(step: w.step, seconds: w.seconds, trainLoss: trainLoss, trainBPC: trainLoss / log(2),
+        let record = LanguageModelRecord(step: w.step, seconds: w.seconds, trainLoss: trainLoss, trainBPC: trainLoss / Self.ln2,
                                          validationBPC: v.bpc,
                                          tokensPerSecond: w.windowSeconds > 0 ? Double(w.windowCount) / w.windowSeconds : 0,
                                          learningRate: learningRate)

@@ -1,0 +1,139 @@
+import XCTest
+import Foundation
+import FWTestSupport
+
+/// Language-model training on a small generated corpus: the window sampler,
+/// bits per character over a whole text, carried state in training, and a
+/// resume that is bit-identical to an uninterrupted run.
+final class LanguageModelTrainingTests: XCTestCase {
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "lm-training-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// A text that has structure to learn: repeated lines with a counter.
+    static func corpusText(_ lines: Int, seed: UInt64) -> [UInt8] {
+        var rng = SeededRNG(seed: seed)
+        var text = ""
+        for i in 0..<lines {
+            let word = ["to be", "or not", "that is", "the question"][Int(rng.next() % 4)]
+            text += "\(i % 10): \(word), \(word)!\n"
+        }
+        return Array(text.utf8)
+    }
+
+    func makeCorpus() throws -> String {
+        let works = (0..<6).map { TextWork(name: "work\($0)", bytes: Self.corpusText(40, seed: UInt64($0))) }
+        let corpus = try TextCorpus.split(works: works, source: "generated")
+        let folder = dir + "/data"
+        try corpus.write(to: folder)
+        return folder
+    }
+
+    func tinyConfig(_ mixer: LanguageModelMixer, data: String, mode: LanguageModelRunConfig.ContextMode = .truncated) -> LanguageModelRunConfig {
+        var m = LanguageModelConfig(mixer: mixer)
+        m.layers = 1; m.modelSize = 16; m.heads = 2; m.feedForwardSize = 32; m.dropout = 0.1; m.favorFeatures = 4
+        var c = LanguageModelRunConfig(model: m, data: data)
+        c.context = 12; c.batchSize = 3; c.maxSteps = 8; c.evalEvery = 4; c.evalBytes = 200; c.warmupSteps = 2
+        c.mode = mode
+        return c
+    }
+
+    func testTruncatedWindowsAreDeterministicAndInRange() throws {
+        let text = Self.corpusText(20, seed: 1)
+        var a = try ByteWindowSampler(mode: .truncated, textLength: text.count, batchSize: 4, context: 8, seed: 3)
+        var b = try ByteWindowSampler(mode: .truncated, textLength: text.count, batchSize: 4, context: 8, seed: 3)
+        for _ in 0..<50 {
+            let x = a.next(text), y = b.next(text)
+            XCTAssertEqual(x.tokens, y.tokens)
+            XCTAssertFalse(x.wrapped)
+            // targets are the inputs shifted by one byte.
+            for r in 0..<4 { XCTAssertEqual(Array(x.tokens[(r * 8 + 1)..<(r * 8 + 8)]), Array(x.targets[(r * 8)..<(r * 8 + 7)])) }
+        }
+        // A sampler restored from the state goes on identically.
+        var c = try ByteWindowSampler(mode: .truncated, textLength: text.count, batchSize: 4, context: 8, restoring: a.state)
+        XCTAssertEqual(c.next(text).tokens, a.next(text).tokens)
+        XCTAssertThrowsError(try ByteWindowSampler(mode: .truncated, textLength: 8, batchSize: 1, context: 8, seed: 1))
+    }
+
+    func testCarriedStreamsAreContiguousAndWrap() throws {
+        let text = Array(0..<100).map { UInt8($0) }
+        var s = try ByteWindowSampler(mode: .carry, textLength: 100, batchSize: 2, context: 10, seed: 1)
+        // Two streams of 50 bytes: row 1 starts at 50; each segment continues the last.
+        var batches: [ByteWindowSampler.Batch] = []
+        for _ in 0..<5 { batches.append(s.next(text)) }
+        XCTAssertEqual(Array(batches[0].tokens[0..<3]), [0, 1, 2])
+        XCTAssertEqual(Array(batches[0].tokens[10..<13]), [50, 51, 52])
+        XCTAssertEqual(batches[1].tokens[0], 10)
+        XCTAssertEqual(batches[3].tokens[19], 89)
+        // 50 bytes hold 4 whole segments of 10 (+1 target): the fifth starts over.
+        XCTAssertFalse(batches[3].wrapped)
+        XCTAssertTrue(batches[4].wrapped)
+        XCTAssertEqual(batches[4].tokens[0], 0)
+        XCTAssertEqual(s.state.passes, 1)
+    }
+
+    func testBitsPerCharacterScoreEveryByteButTheFirst() throws {
+        var store = ParameterStore()
+        var rng = SeededRNG(seed: 2)
+        let config = tinyConfig(.delta, data: "unused").model
+        let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
+        let text = Self.corpusText(8, seed: 4)[...]
+        let truncated = try LanguageModelEvaluation.evaluate(model, store: store, text: text, context: 10, mode: .truncated, batch: 3)
+        XCTAssertEqual(truncated.count, text.count - 1)
+        let carried = try LanguageModelEvaluation.evaluate(model, store: store, text: text, context: 10, mode: .carry)
+        XCTAssertEqual(carried.count, text.count - 1)
+        // Carried in segments of 10 is one pass over the whole text.
+        let whole = try LanguageModelEvaluation.evaluate(model, store: store, text: text, context: text.count, mode: .carry)
+        XCTAssertEqual(carried.lossSum, whole.lossSum, accuracy: 1e-3 * whole.lossSum)
+        XCTAssertEqual(truncated.bpc, truncated.lossSum / Double(truncated.count) / log(2), accuracy: 1e-12)
+        // Untrained, every byte is near uniform: about 8 bits.
+        XCTAssertEqual(truncated.bpc, 8, accuracy: 1.5)
+        XCTAssertThrowsError(try LanguageModelEvaluation.evaluate(model, store: store, text: text.prefix(1), context: 10, mode: .truncated))
+    }
+
+    func testTrainingLowersTheLossAndResumesBitExactly() throws {
+        let data = try makeCorpus()
+        for (mixer, mode) in [(LanguageModelMixer.delta, LanguageModelRunConfig.ContextMode.truncated), (.linear, .carry), (.softmax, .truncated)] {
+            var c = tinyConfig(mixer, data: data, mode: mode)
+            c.maxSteps = 12
+            let straight = try LanguageModelTrainer(config: c)
+            try straight.train()
+            let first = straight.progress.history.first!.validationBPC, last = straight.progress.history.last!.validationBPC
+            XCTAssertLessThan(last, first, "\(mixer) \(mode): validation bpc \(first) -> \(last)")
+
+            let interrupted = try LanguageModelTrainer(config: c)
+            try interrupted.train(until: 5)
+            let path = dir + "/\(mixer)-\(mode).safetensors"
+            try interrupted.writeCheckpoint(to: path)
+            let resumed = try LanguageModelTrainer(resumingFrom: path)
+            if mode == .carry { XCTAssertEqual(resumed.carried, interrupted.carried, "carried fast weights restored") }
+            try resumed.train()
+            XCTAssertEqual(resumed.store.values, straight.store.values, "\(mixer) \(mode): resumed parameters differ")
+            XCTAssertEqual(resumed.progress.history.map(\.validationBPC), straight.progress.history.map(\.validationBPC))
+            XCTAssertEqual(resumed.bestValues, straight.bestValues)
+        }
+    }
+
+    func testRunConfigValidation() throws {
+        let data = try makeCorpus()
+        var c = tinyConfig(.softmax, data: data, mode: .carry)
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("softmax attention has no state to carry"), "\($0)") }
+        c.mode = .truncated
+        c.context = 0
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--context must be"), "\($0)") }
+        c.context = 1 << 40
+        XCTAssertThrowsError(try c.validate())
+        c = tinyConfig(.delta, data: data)
+        c.batchSize = 1_000_000_000
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("would need"), "\($0)") }
+        // A config round-trips through its file.
+        c = tinyConfig(.favorDelta, data: data, mode: .carry)
+        let bytes = RunConfigFile.encode(c)
+        XCTAssertEqual(try RunConfigFile.decode(LanguageModelRunConfig.self, from: bytes, name: "lm.json"), c)
+    }
+}

@@ -1,0 +1,114 @@
+import XCTest
+import Foundation
+import FWTestSupport
+
+/// `fwp train lm`, `fwp eval lm`, `fwp generate` and `fwp reproduce
+/// schlag2021-lm` on a small generated corpus (never the network).
+final class LanguageModelCommandTests: XCTestCase {
+    var cli: CommandRunner!
+
+    override func setUpWithError() throws {
+        cli = try CommandRunner.make()
+        let works = (0..<6).map { TextWork(name: "work\($0)", bytes: LanguageModelTrainingTests.corpusText(60, seed: UInt64($0))) }
+        try TextCorpus.split(works: works, source: "generated").write(to: cli.path("data"))
+    }
+
+    override func tearDown() { cli.remove() }
+
+    let tiny = ["--layers", "1", "--model-size", "16", "--heads", "2", "--feed-forward", "32", "--context", "16",
+                "--batch", "2", "--eval-every", "3", "--eval-bytes", "300", "--warmup", "2"]
+
+    func json(_ path: String) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cli.path(path)))) as? [String: Any])
+    }
+
+    func assertFails(_ args: [String], mentioning needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try cli.run(args)
+        XCTAssertEqual(r.status, 2, "status for \(args): \(r.err)", file: file, line: line)
+        XCTAssertEqual(r.err.split(separator: "\n").count, 1, "stderr should be one line: \(r.err)", file: file, line: line)
+        XCTAssertTrue(r.err.contains(needle), "expected '\(needle)' in: \(r.err)", file: file, line: line)
+    }
+
+    func testTrainEvaluateResumeAndGenerate() throws {
+        let r = try cli.run(["train", "lm", "--data", "data", "--mixer", "delta", "--steps", "6", "--out", "run", "--quiet"] + tiny)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(cli.files(in: "run"), ["checkpoint.safetensors", "log.csv", "summary.json"])
+        let summary = try json("run/summary.json")
+        for key in ["final_train_loss", "valid_bpc", "test_bpc", "steps", "seconds", "tokens_per_s", "params"] {
+            XCTAssertNotNil(summary[key], key)
+        }
+        XCTAssertEqual(summary["steps"] as? Int, 6)
+        let testBPC = try XCTUnwrap(summary["test_bpc"] as? Double)
+
+        // eval lm rebuilds the model from the checkpoint and scores the same split.
+        let e = try cli.run(["eval", "lm", "--checkpoint", "run", "--split", "test", "--json"])
+        XCTAssertEqual(e.status, 0, e.err)
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(result["bpc"] as? Double), testBPC, accuracy: 1e-9)
+        XCTAssertEqual(result["bytes_scored"] as? Int, summary["test_bytes_scored"] as? Int)
+        // Carried over the whole split: every byte but the first scored.
+        let carried = try cli.run(["eval", "lm", "--checkpoint", "run/checkpoint.safetensors", "--carry-state", "--json"])
+        XCTAssertEqual(carried.status, 0, carried.err)
+
+        // Resume to 9 steps in a second process = 9 steps straight.
+        XCTAssertEqual(try cli.run(["train", "lm", "--resume", "run/checkpoint.safetensors", "--steps", "9", "--quiet"]).status, 0)
+        XCTAssertEqual(try cli.run(["train", "lm", "--data", "data", "--mixer", "delta", "--steps", "9", "--out", "straight", "--quiet"] + tiny).status, 0)
+        let a = try SafeTensors.read(cli.path("run/checkpoint.safetensors")), b = try SafeTensors.read(cli.path("straight/checkpoint.safetensors"))
+        XCTAssertEqual(a.names, b.names)
+        for name in a.names { XCTAssertEqual(a.tensors[name], b.tensors[name], name) }
+
+        // The same seed gives the same bytes; the prompt comes first.
+        let g1 = try cli.run(["generate", "--checkpoint", "run", "--prompt", "0: to", "--tokens", "40", "--seed", "7"])
+        let g2 = try cli.run(["generate", "--checkpoint", "run", "--prompt", "0: to", "--tokens", "40", "--seed", "7"])
+        let g3 = try cli.run(["generate", "--checkpoint", "run", "--prompt", "0: to", "--tokens", "40", "--seed", "8", "--top-k", "3"])
+        XCTAssertEqual(g1.status, 0, g1.err)
+        XCTAssertEqual(g1.out, g2.out)
+        XCTAssertTrue(g1.out.hasPrefix("0: to"), g1.out)
+        XCTAssertEqual(g3.status, 0, g3.err)
+    }
+
+    func testCarryStateTrainingWritesItsStateAndResumes() throws {
+        let r = try cli.run(["train", "lm", "--data", "data", "--mixer", "linear", "--carry-state", "--steps", "4", "--out", "c", "--quiet"] + tiny)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(try SafeTensors.read(cli.path("c/checkpoint.safetensors")).names.contains("extra.state.fast_weights.0"))
+        let summary = try json("c/summary.json")
+        XCTAssertEqual(summary["mode"] as? String, "carry")
+        XCTAssertEqual(try cli.run(["train", "lm", "--resume", "c/checkpoint.safetensors", "--steps", "6", "--quiet"]).status, 0)
+    }
+
+    func testBadOptionsAndDataAreOneLine() throws {
+        try assertFails(["train", "lm", "--mixer", "delta"], mentioning: "missing --data")
+        try assertFails(["train", "lm", "--data", "data"], mentioning: "missing --mixer")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "lstm"], mentioning: "unknown --mixer 'lstm'")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "softmax", "--carry-state"] + tiny, mentioning: "no state to carry")
+        try assertFails(["train", "lm", "--data", "nowhere", "--mixer", "delta", "--quiet"] + tiny, mentioning: "nowhere")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--context", "-3"] + tiny.dropFirst(0), mentioning: "--context")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--heads", "3", "--model-size", "16"], mentioning: "")
+        try assertFails(["eval", "lm", "--checkpoint", "missing.safetensors"], mentioning: "missing.safetensors")
+        try assertFails(["generate", "--checkpoint", "missing"], mentioning: "missing")
+        // A corpus whose split was edited after fwp data made it.
+        try AtomicFile.write(Array("tampered".utf8), to: cli.path("data/valid.txt"))
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--quiet"] + tiny, mentioning: "valid.txt")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cli.path("runs")), "nothing written on bad input")
+    }
+
+    func testReproduceWritesTheTableAndReusesFinishedRows() throws {
+        let args = ["reproduce", "schlag2021-lm", "--quick", "--data", "data", "--rows", "delta,linear-carry", "--steps", "2",
+                    "--out", "rep", "--quiet"]
+        let r = try cli.run(args)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(cli.files(in: "rep"), ["runs", "schlag2021-lm.csv", "schlag2021-lm.json", "schlag2021-lm.md", "schlag2021-lm.svg"])
+        let report = try json("rep/schlag2021-lm.json")
+        let rows = try XCTUnwrap(report["rows"] as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["mixer"] as? String }, ["delta", "linear"])
+        XCTAssertEqual(rows.map { $0["mode"] as? String }, ["truncated", "carry"])
+        for row in rows {
+            for key in ["model", "mixer", "phi", "mode", "params", "valid_bpc", "test_bpc", "steps", "seconds", "tokens_per_s"] {
+                XCTAssertNotNil(row[key], key)
+            }
+        }
+        let again = try cli.run(args.filter { $0 != "--quiet" })
+        XCTAssertEqual(again.status, 0, again.err)
+        XCTAssertEqual(again.err.components(separatedBy: "(reused)").count - 1, 2, again.err)
+    }
+}
