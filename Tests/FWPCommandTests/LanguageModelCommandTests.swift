@@ -82,8 +82,8 @@ final class LanguageModelCommandTests: XCTestCase {
         try assertFails(["train", "lm", "--data", "data", "--mixer", "lstm"], mentioning: "unknown --mixer 'lstm'")
         try assertFails(["train", "lm", "--data", "data", "--mixer", "softmax", "--carry-state"] + tiny, mentioning: "no state to carry")
         try assertFails(["train", "lm", "--data", "nowhere", "--mixer", "delta", "--quiet"] + tiny, mentioning: "nowhere")
-        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--context", "-3"] + tiny.dropFirst(0), mentioning: "--context")
-        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--heads", "3", "--model-size", "16"], mentioning: "")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta"] + tiny + ["--context", "-3"], mentioning: "--context")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--heads", "3", "--model-size", "16"], mentioning: "3")
         try assertFails(["eval", "lm", "--checkpoint", "missing.safetensors"], mentioning: "missing.safetensors")
         try assertFails(["generate", "--checkpoint", "missing"], mentioning: "missing")
         // A corpus whose split was edited after fwp data made it.
