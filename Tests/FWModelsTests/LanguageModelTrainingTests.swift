@@ -15,22 +15,9 @@ final class LanguageModelTrainingTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// A text that has structure to learn: repeated lines with a counter.
-    static func corpusText(_ lines: Int, seed: UInt64) -> [UInt8] {
-        var rng = SeededRNG(seed: seed)
-        var text = ""
-        for i in 0..<lines {
-            let word = ["to be", "or not", "that is", "the question"][Int(rng.next() % 4)]
-            text += "\(i % 10): \(word), \(word)!\n"
-        }
-        return Array(text.utf8)
-    }
-
     func makeCorpus() throws -> String {
-        let works = (0..<6).map { TextWork(name: "work\($0)", bytes: Self.corpusText(40, seed: UInt64($0))) }
-        let corpus = try TextCorpus.split(works: works, source: "generated")
         let folder = dir + "/data"
-        try corpus.write(to: folder)
+        try GeneratedCorpus.write(to: folder)
         return folder
     }
 
@@ -44,7 +31,7 @@ final class LanguageModelTrainingTests: XCTestCase {
     }
 
     func testTruncatedWindowsAreDeterministicAndInRange() throws {
-        let text = Self.corpusText(20, seed: 1)
+        let text = GeneratedCorpus.text(20, seed: 1)
         var a = try ByteWindowSampler(mode: .truncated, textLength: text.count, batchSize: 4, context: 8, seed: 3)
         var b = try ByteWindowSampler(mode: .truncated, textLength: text.count, batchSize: 4, context: 8, seed: 3)
         for _ in 0..<50 {
@@ -82,7 +69,7 @@ final class LanguageModelTrainingTests: XCTestCase {
         var rng = SeededRNG(seed: 2)
         let config = tinyConfig(.delta, data: "unused").model
         let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
-        let text = Self.corpusText(8, seed: 4)[...]
+        let text = GeneratedCorpus.text(8, seed: 4)[...]
         let truncated = try LanguageModelEvaluation.evaluate(model, store: store, text: text, context: 10, mode: .truncated, batch: 3)
         XCTAssertEqual(truncated.count, text.count - 1)
         let carried = try LanguageModelEvaluation.evaluate(model, store: store, text: text, context: 10, mode: .carry)

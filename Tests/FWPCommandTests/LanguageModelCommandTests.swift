@@ -9,8 +9,7 @@ final class LanguageModelCommandTests: XCTestCase {
 
     override func setUpWithError() throws {
         cli = try CommandRunner.make()
-        let works = (0..<6).map { TextWork(name: "work\($0)", bytes: LanguageModelTrainingTests.corpusText(60, seed: UInt64($0))) }
-        try TextCorpus.split(works: works, source: "generated").write(to: cli.path("data"))
+        try GeneratedCorpus.write(lines: 60, to: cli.path("data"))
     }
 
     override func tearDown() { cli.remove() }
