@@ -29,7 +29,7 @@ let package = Package(
             providers: [.apt(["liblapacke-dev"])]),
         .target(name: "FWCore", dependencies: ["CBLAS", "CLAPACKE"]),
         .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "FeatureMaps/FeatureMaps.md", "FastWeightsRNN/FastWeightsRNN.md"]),
-        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"], exclude: ["Tasks/AssociativeRetrieval.md", "Tasks/SyntheticRetrieval.md", "Layers/Attention/Attention.md", "Layers/Transformer/Transformer.md", "Data/TextCorpus.md"]),
+        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"], exclude: ["Tasks/AssociativeRetrieval.md", "Tasks/SyntheticRetrieval.md", "Layers/Attention/Attention.md", "Layers/Transformer/Transformer.md", "Data/TextCorpus.md", "LanguageModel/LanguageModel.md"]),
         .target(name: "FastWeights", dependencies: ["FWCore", "FWOps", "FWModels"]),
         .target(name: "FWBench", dependencies: ["FastWeights"], path: "Benchmarks/FWBench"),
         .executableTarget(

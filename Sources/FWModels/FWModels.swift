@@ -22,6 +22,9 @@
 //   Encoders/     RecurrentEncoder ([B, T, Din] -> [B, T, N], parameters in a
 //                 store): FastWeightsEncoder, IRNNEncoder, LSTMEncoder,
 //                 AssociativeLSTMEncoder
+//   LanguageModel/ CharLanguageModel (bytes -> next-byte logits, any mixer,
+//                 carried fast weights, dropout, tied head), LanguageModelStream
+//                 (byte-by-byte generation), LanguageModel.md (what follows lmtool-fwp)
 //   Models/       RetrievalModel (embedding -> encoder -> last state -> softmax),
 //                 SyntheticRetrievalModel (one layer: softmax / sum / delta read)
 //   Experiments/  RetrievalRunConfig (one run of Ba et al. 2016, section 4.1),

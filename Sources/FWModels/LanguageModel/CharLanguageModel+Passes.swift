@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FWCore
+
+extension CharLanguageModel {
+    /// What the backward needs from the forward.
+    struct Cache: Sendable {
+        let tokens: [Int32]
+        let B: Int, T: Int
+        /// The embedding-output mask (nil: identity).
+        let embeddingMask: [Float]?
+        let blocks: [LanguageModelBlock.Cache]
+        /// x_N, the final LN's input.
+        let finalInput: Tensor
+        let finalNorm: LayerNorm.Saved
+    }
+
+    /// The forward to `hidden = LN_f(x_N) [B, T, D]` and the state after the segment.
+    func run(tokens: [Int32], B: Int, T: Int, state: LanguageModelState?, store: ParameterStore,
+             training: Bool, rng: inout SeededRNG,
+             saveForBackward: Bool) throws -> (hidden: Tensor, state: LanguageModelState, cache: Cache?) {
+        let (initial, position) = try initialStates(state, B: B)
+        let D = config.modelSize
+        // x_0 = Drop(sqrt(D) E[tokens] (+ PE[position + t])).
+        var x = try embedding(tokens, store).reshaped([B, T, D])
+        x.withUnsafeMutableBufferPointer { xp in
+            for i in 0..<xp.count { xp[i] *= embeddingScale }
+        }
+        if config.positionalEncoding { CharLanguageModel.addPositionalEncoding(&x, from: position) }
+        let (x0, embeddingMask) = dropout.forward(x, training: training, rng: &rng)
+        x = x0
+        var caches: [LanguageModelBlock.Cache] = []
+        var finals: [Tensor] = []
+        for (l, block) in blocks.enumerated() {
+            let r = try block.forward(x, initialState: initial[l], store: store, training: training, rng: &rng,
+                                      saveForBackward: saveForBackward)
+            if let c = r.cache { caches.append(c) }
+            if let s = r.state { finals.append(s) }
+            x = r.y
+        }
+        let (hidden, saved) = try finalNorm(x, store)
+        let newState = splitStates(finals, B: B, position: position + T)
+        let cache = saveForBackward
+            ? Cache(tokens: tokens, B: B, T: T, embeddingMask: embeddingMask, blocks: caches, finalInput: x, finalNorm: saved)
+            : nil
+        return (hidden, newState, cache)
+    }
+
+    /// From `dhidden [B, T, D]`: the final LN, the blocks N..1, the dropout
+    /// and the scaled embedding scatter-add, accumulating into `store.gradients`.
+    func backward(dhidden: Tensor, cache: Cache, store: inout ParameterStore) throws {
+        var dx = try finalNorm.backward(dhidden, input: cache.finalInput, saved: cache.finalNorm, store: &store)
+        for (block, blockCache) in zip(blocks, cache.blocks).reversed() {
+            dx = try block.backward(dx, cache: blockCache, store: &store)
+        }
+        // The positional encoding's backward is the identity; then Drop' and the factor sqrt(D).
+        var de = try dropout.backward(dx, mask: cache.embeddingMask)
+        de.withUnsafeMutableBufferPointer { dp in
+            for i in 0..<dp.count { dp[i] *= embeddingScale }
+        }
+        try embedding.backward(de.reshaped([cache.tokens.count, config.modelSize]), ids: cache.tokens, store: &store)
+    }
+
+    /// `logits [B, T, 256]` from `hidden [B, T, D]`.
+    func headForward(_ hidden: Tensor, _ store: ParameterStore) throws -> Tensor {
+        switch head {
+        case let .tied(h): return try h(hidden, store)
+        case let .untied(h): return try h(hidden, store)
+        }
+    }
+
+    /// dL/dhidden from dL/dlogits, accumulating the head's gradients (tied: into the embedding's).
+    func headBackward(_ dlogits: Tensor, input hidden: Tensor, store: inout ParameterStore) throws -> Tensor {
+        switch head {
+        case let .tied(h): return try h.backward(dlogits, input: hidden, store: &store)
+        case let .untied(h): return try h.backward(dlogits, input: hidden, store: &store)
+        }
+    }
+
+    // MARK: checks
+
+    /// (B, T) of `tokens [B, T]`; every id must be a byte.
+    func checkTokens(_ tokens: [Int32], batchSize: Int) throws -> (B: Int, T: Int) {
+        guard batchSize >= 1 else {
+            throw FWError.invalidArgument("CharLanguageModel: batchSize must be at least 1, got \(batchSize)")
+        }
+        guard !tokens.isEmpty, tokens.count % batchSize == 0 else {
+            throw FWError.shapeMismatch(tensor: "tokens", expected: "[\(batchSize), T] with T >= 1", got: [tokens.count])
+        }
+        if let i = tokens.firstIndex(where: { $0 < 0 || $0 > 255 }) {
+            throw FWError.invalidArgument("CharLanguageModel: token \(tokens[i]) at position \(i) is not a byte (0...255)")
+        }
+        return (batchSize, tokens.count / batchSize)
+    }
+
+    /// `targets` must be `[B, T]` bytes.
+    func checkTargets(_ targets: [Int32], B: Int, T: Int) throws {
+        guard targets.count == B * T else {
+            throw FWError.shapeMismatch(tensor: "targets", expected: describeShape([B, T]), got: [targets.count])
+        }
+        if let i = targets.firstIndex(where: { $0 < 0 || $0 > 255 }) {
+            throw FWError.invalidArgument("CharLanguageModel: target \(targets[i]) at position \(i) is not a byte (0...255)")
+        }
+    }
+
+    // MARK: the state
+
+    /// Per block the op-level initial state (`[B, H, dk (+ 1), Dphi]`, z as
+    /// the last row; nil: zero) and the position, after checking `state`
+    /// against the model and the batch.
+    func initialStates(_ state: LanguageModelState?, B: Int) throws -> (states: [Tensor?], position: Int) {
+        let L = config.layers
+        guard let state else { return ([Tensor?](repeating: nil, count: L), 0) }
+        guard carriesState else {
+            throw FWError.invalidArgument("CharLanguageModel: the softmax mixer carries no state across segments; pass state nil")
+        }
+        guard state.batchSize == B else {
+            throw FWError.invalidArgument("CharLanguageModel: the state is for batch size \(state.batchSize), the tokens for \(B)")
+        }
+        guard state.position >= 0 else {
+            throw FWError.invalidArgument("CharLanguageModel: the state's position must be non-negative, got \(state.position)")
+        }
+        let (H, dk, dphi) = (config.heads, config.headSize, config.featureSize)
+        let den = config.mixer.usesDenominator
+        guard state.fastWeights.count == L, state.keySums.count == (den ? L : 0) else {
+            throw FWError.invalidArgument("CharLanguageModel: the state holds \(state.fastWeights.count) fast weights and \(state.keySums.count) key sums; the model needs \(L) and \(den ? L : 0)")
+        }
+        var out: [Tensor?] = []
+        for l in 0..<L {
+            let S = state.fastWeights[l]
+            try S.checkShape("state.fastWeights[\(l)]", [B, H, dk, dphi])
+            guard den else { out.append(S); continue }
+            let z = state.keySums[l]
+            try z.checkShape("state.keySums[\(l)]", [B, H, dphi])
+            // [S; z^T] per (b, h): rows 0..<dk are S, row dk is z.
+            var c = Tensor.uninitialized(shape: [B, H, dk + 1, dphi])
+            for s in 0..<(B * H) {
+                for i in 0..<(dk * dphi) { c.storage[s * (dk + 1) * dphi + i] = S.storage[s * dk * dphi + i] }
+                for j in 0..<dphi { c.storage[(s * (dk + 1) + dk) * dphi + j] = z.storage[s * dphi + j] }
+            }
+            out.append(c)
+        }
+        return (out, state.position)
+    }
+
+    /// The public state from the blocks' op-level final states.
+    func splitStates(_ finals: [Tensor], B: Int, position: Int) -> LanguageModelState {
+        guard carriesState else { return LanguageModelState(fastWeights: [], keySums: [], batchSize: B, position: position) }
+        guard config.mixer.usesDenominator else {
+            return LanguageModelState(fastWeights: finals, keySums: [], batchSize: B, position: position)
+        }
+        let (H, dk, dphi) = (config.heads, config.headSize, config.featureSize)
+        var weights: [Tensor] = [], sums: [Tensor] = []
+        for c in finals {
+            var S = Tensor.uninitialized(shape: [B, H, dk, dphi])
+            var z = Tensor.uninitialized(shape: [B, H, dphi])
+            for s in 0..<(B * H) {
+                for i in 0..<(dk * dphi) { S.storage[s * dk * dphi + i] = c.storage[s * (dk + 1) * dphi + i] }
+                for j in 0..<dphi { z.storage[s * dphi + j] = c.storage[(s * (dk + 1) + dk) * dphi + j] }
+            }
+            weights.append(S)
+            sums.append(z)
+        }
+        return LanguageModelState(fastWeights: weights, keySums: sums, batchSize: B, position: position)
+    }
+
+    // MARK: helpers shared with the stream
+
+    /// The frequency of column j of the sinusoidal encoding at width D:
+    /// `10000^(-(j - j mod 2) / D)` (`PositionalEncoding`'s table).
+    static func positionalFrequency(column j: Int, width D: Int) -> Double {
+        Glibc.pow(PositionalEncoding.base, -Double(j - j % 2) / Double(D))
+    }
+
+    /// `x[b, t, :] += PE[start + t, :]` for `x [B, T, D]` (the table of
+    /// `PositionalEncoding`, continued from position `start`).
+    static func addPositionalEncoding(_ x: inout Tensor, from start: Int) {
+        let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
+        for j in 0..<D {
+            let f = positionalFrequency(column: j, width: D)
+            for t in 0..<T {
+                let angle = Double(start + t) * f
+                let pe = Float(j % 2 == 0 ? Glibc.sin(angle) : Glibc.cos(angle))
+                for b in 0..<B { x.storage[(b * T + t) * D + j] += pe }
+            }
+        }
+    }
+
+    /// `sum_i -log softmax(logits[i])[targets[i]]` over `targets.count` rows, in Double.
+    static func crossEntropySum(logits: UnsafePointer<Float>, targets: [Int32], classes: Int) -> Double {
+        var total = 0.0
+        for (i, t) in targets.enumerated() {
+            let z = logits + i * classes
+            var m = z[0]
+            for j in 1..<classes { m = max(m, z[j]) }
+            var s = 0.0
+            for j in 0..<classes { s += Glibc.exp(Double(z[j] - m)) }
+            total += Glibc.log(s) - Double(z[Int(t)] - m)
+        }
+        return total
+    }
+}

@@ -1,0 +1,111 @@
+// LanguageModelConfig: one-line validation errors, Codable with defaults,
+// the parameter count against the registered store, the memory estimate's
+// growth, and the mixer table.
+import XCTest
+import Foundation
+import FWTestSupport
+
+final class LanguageModelConfigTests: XCTestCase {
+    private func message(_ c: LanguageModelConfig) -> String {
+        do { try c.validate(); return "valid" } catch { return "\(error)" }
+    }
+
+    func testValidationErrorsAreOneLineEach() {
+        let base = LanguageModelConfig(mixer: .delta)
+        XCTAssertEqual(message(base), "valid")
+        var cases: [(LanguageModelConfig, String)] = []
+        func with(_ edit: (inout LanguageModelConfig) -> Void, _ expected: String) {
+            var c = base
+            edit(&c)
+            cases.append((c, expected))
+        }
+        with({ $0.layers = 0 }, "LanguageModelConfig: layers must be 1...2147483647, got 0")
+        with({ $0.modelSize = -4 }, "LanguageModelConfig: modelSize must be 1...2147483647, got -4")
+        with({ $0.heads = 0 }, "LanguageModelConfig: heads must be 1...2147483647, got 0")
+        with({ $0.feedForwardSize = Int(Int32.max) + 1 }, "LanguageModelConfig: feedForwardSize must be 1...2147483647, got 2147483648")
+        with({ $0.heads = 3 }, "LanguageModelConfig: modelSize 128 is not divisible by heads 3")
+        with({ $0.dropout = 1 }, "LanguageModelConfig: dropout must be in [0, 1), got 1.0")
+        with({ $0.dropout = -0.1 }, "LanguageModelConfig: dropout must be in [0, 1), got -0.1")
+        with({ $0.dropout = .nan }, "LanguageModelConfig: dropout must be in [0, 1), got nan")
+        with({ $0.favorFeatures = 0 }, "LanguageModelConfig: favorFeatures must be 1...2147483647, got 0")
+        with({ $0.mixer = .dpfpDelta; $0.dpfpOrder = 32 },
+             "LanguageModelConfig: feature map dpfp:32: order must satisfy 1 <= N <= 2d - 1 for input size d = 16 (head size = modelSize / heads)")
+        with({ $0.modelSize = Int(Int32.max) - 1; $0.heads = 1 },
+             "LanguageModelConfig: the fused projection 3 * modelSize + heads = 6442450939 exceeds 2147483647, the largest size OpenBLAS takes")
+        for (c, expected) in cases {
+            let m = message(c)
+            XCTAssertEqual(m, expected)
+            XCTAssertFalse(m.contains("\n"), m)
+        }
+        // dpfpOrder is ignored by the other mixers' feature maps but still a size.
+        var c = base
+        c.dpfpOrder = 40
+        XCTAssertEqual(message(c), "valid")
+        XCTAssertThrowsError(try LanguageModelMixer(parsing: "dpfp")) {
+            XCTAssertEqual("\($0)", "unknown mixer 'dpfp' (expected softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta)")
+        }
+        XCTAssertEqual(try LanguageModelMixer(parsing: "favor-sum"), .favorSum)
+    }
+
+    func testCodableRoundTripAndDefaults() throws {
+        let c = LanguageModelConfig(mixer: .favorDelta, layers: 3, modelSize: 64, heads: 4, feedForwardSize: 256,
+                                    dropout: 0.05, tiedEmbeddings: false, favorFeatures: 8, dpfpOrder: 3,
+                                    positionalEncoding: true)
+        let data = try JSONEncoder().encode(c)
+        XCTAssertEqual(try JSONDecoder().decode(LanguageModelConfig.self, from: data), c)
+        let text = String(decoding: data, as: UTF8.self)
+        XCTAssertTrue(text.contains("\"mixer\":\"favor-delta\""), text)
+        // Only the mixer is required; the rest takes init's defaults.
+        let minimal = try JSONDecoder().decode(LanguageModelConfig.self, from: Data(#"{"mixer": "dpfp-sum", "layers": 2}"#.utf8))
+        var expected = LanguageModelConfig(mixer: .dpfpSum)
+        expected.layers = 2
+        XCTAssertEqual(minimal, expected)
+        XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(#"{"mixer": "lstm"}"#.utf8)))
+        XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(#"{"layers": 2}"#.utf8)))
+    }
+
+    func testParameterCountMatchesTheStoreAndNames() throws {
+        for mixer in LanguageModelMixer.allCases {
+            for tied in [true, false] {
+                let c = LanguageModelConfig(mixer: mixer, layers: 2, modelSize: 8, heads: 2, feedForwardSize: 12,
+                                            tiedEmbeddings: tied, favorFeatures: 3)
+                var rng = SeededRNG(seed: 1)
+                var store = ParameterStore()
+                _ = try CharLanguageModel(config: c, store: &store, rng: &rng)
+                XCTAssertEqual(store.count, c.parameterCount, "\(mixer) tied \(tied)")
+                XCTAssertEqual(store.names.first, "embedding.weight")
+                XCTAssertEqual(Array(store.names.suffix(tied ? 3 : 4)),
+                               (["final_ln.weight", "final_ln.bias"] + (tied ? [] : ["head.weight"]) + ["head.bias"]))
+                XCTAssertTrue(store.names.contains("block1.mix.qkv.weight"))
+                XCTAssertEqual(try store.tensor("block0.mix.qkv.weight").shape, [c.projectionSize, 8])
+            }
+        }
+        // The ~1M-parameter training shape of the benchmarks.
+        XCTAssertEqual(LanguageModelConfig(mixer: .delta, layers: 4, modelSize: 128, heads: 8, feedForwardSize: 512).parameterCount,
+                       828_416)   // 256*128 + 4 * 198,784 + 256 + 256
+    }
+
+    func testMemoryEstimateGrowsQuadraticallyOnlyForSoftmax() throws {
+        let soft = LanguageModelConfig(mixer: .softmax), fast = LanguageModelConfig(mixer: .dpfpDelta)
+        let (s1, s2) = (soft.memoryEstimate(batch: 16, context: 2048), soft.memoryEstimate(batch: 16, context: 4096))
+        let (f1, f2) = (fast.memoryEstimate(batch: 16, context: 2048), fast.memoryEstimate(batch: 16, context: 4096))
+        XCTAssertGreaterThan(s2 / s1, 3.5)
+        XCTAssertLessThan(f2 / f1, 2.1)
+        XCTAssertGreaterThan(fast.memoryEstimate(batch: 16, context: 256), 4 * 4 * Double(fast.parameterCount))
+        XCTAssertThrowsError(try MemoryBudget.check(soft.memoryEstimate(batch: 1 << 20, context: 1 << 20), "run")) {
+            XCTAssertTrue("\($0)".hasPrefix("run would need"), "\($0)")
+        }
+    }
+
+    func testMixerTable() {
+        XCTAssertEqual(LanguageModelMixer.allCases.filter(\.carriesState).count, 6)
+        XCTAssertEqual(LanguageModelMixer.allCases.filter(\.usesDenominator), [.linear, .dpfpSum, .favorSum])
+        XCTAssertEqual(LanguageModelMixer.delta.normalization, .sum)
+        XCTAssertEqual(LanguageModelMixer.favorSum.normalization, .none)
+        XCTAssertEqual(LanguageModelMixer.dpfpDelta.featureMap(dpfpOrder: 2, favorFeatures: 16), .dpfp(order: 2))
+        XCTAssertEqual(LanguageModelConfig(mixer: .favorSum).featureSize, 32)
+        XCTAssertEqual(LanguageModelConfig(mixer: .dpfpSum).featureSize, 64)
+        XCTAssertEqual(LanguageModelConfig(mixer: .linear).attentionOutputScale, 0.25)
+        XCTAssertEqual(LanguageModelConfig(mixer: .softmax).attentionOutputScale, 1)
+    }
+}
