@@ -13,6 +13,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Also write the table as Markdown to this file.") var markdown: String?
     @Option(help: "Sequence length of the fast weight programmer rows.") var T: Int = 1024
     @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
+    @Flag(help: "Only the decode rows (generation at batch 1).") var decode = false
 
     func run() throws {
         try SizeLimits.check(T, in: 1...Self.maxT, "--T")
@@ -43,6 +44,31 @@ struct BenchCommand: ParsableCommand {
             return p
         }
         var rows: [BenchRow] = []
+        if !decode {
+            try measureOps(into: &rows, peak: peak, threads: threads)
+        }
+        let decodeCases = DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
+        for (i, c) in decodeCases.enumerated() {
+            let row = try ThreadOwnership.withBLASThreads(1) { try DecodeBenchmarks.run(c, peak: peak1(c.modelSize)) }
+            log(String(format: "[%d/%d] decode %@ context %d: %.0f tokens/s", i + 1, decodeCases.count, row.algo, row.T, row.tokens_per_s))
+            rows.append(row)
+        }
+        print(BenchTable.text(rows))
+        print("")
+        if !decode { print(FWPBenchmarks.crossoverSummary(rows)) }
+        print(DecodeBenchmarks.crossoverSummary(rows))
+        let jsonBytes = try json.map { _ in [UInt8](try BenchTable.json(rows)) }
+        try OutputTransaction.run { tx in
+            if let json, let jsonBytes { try tx.stage(jsonBytes, to: json) }
+            if let markdown { try tx.stage(Array(BenchTable.markdown(rows).utf8), to: markdown) }
+        }
+    }
+
+    /// The longest sequence `--T` may ask for.
+    static let maxT = 1 << 20
+
+    /// The op, fast-weights RNN and attention-layer rows.
+    private func measureOps(into rows: inout [BenchRow], peak: (Int) -> Double, threads: Int) throws {
         let dims = quick ? [64] : [64, 128]
         let cases = FWPBenchmarks.standardCases(dims: dims, T: T)
             + FWPBenchmarks.crossoverCases(dims: [4, 8, 16, 32], T: T) + FWPBenchmarks.shortSequenceCases()
@@ -68,25 +94,7 @@ struct BenchCommand: ParsableCommand {
                        row.op, row.T, row.tokens_per_s, row.gflops))
             rows.append(row)
         }
-        let decodeCases = DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
-        for (i, c) in decodeCases.enumerated() {
-            let row = try ThreadOwnership.withBLASThreads(1) { try DecodeBenchmarks.run(c, peak: peak1(c.modelSize)) }
-            log(String(format: "[%d/%d] decode %@ context %d: %.0f tokens/s", i + 1, decodeCases.count, row.algo, row.T, row.tokens_per_s))
-            rows.append(row)
-        }
-        print(BenchTable.text(rows))
-        print("")
-        print(FWPBenchmarks.crossoverSummary(rows))
-        print(DecodeBenchmarks.crossoverSummary(rows))
-        let jsonBytes = try json.map { _ in [UInt8](try BenchTable.json(rows)) }
-        try OutputTransaction.run { tx in
-            if let json, let jsonBytes { try tx.stage(jsonBytes, to: json) }
-            if let markdown { try tx.stage(Array(BenchTable.markdown(rows).utf8), to: markdown) }
-        }
     }
-
-    /// The longest sequence `--T` may ask for.
-    static let maxT = 1 << 20
 
     private func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
 }

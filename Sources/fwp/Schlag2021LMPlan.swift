@@ -57,7 +57,7 @@ enum Schlag2021LM {
         var c = LanguageModelRunConfig(model: m, data: data)
         c.mode = mode
         if quick {
-            c.context = 128; c.batchSize = 8; c.maxSteps = quickSteps; c.evalEvery = 50; c.evalBytes = 8192
+            c.context = 128; c.batchSize = 8; c.maxSteps = quickSteps; c.evalEvery = 100; c.evalBytes = 8192
             c.warmupSteps = 20
         } else {
             c.context = 256; c.batchSize = 16; c.maxSteps = fullSteps; c.evalEvery = 100; c.evalBytes = 32_768
@@ -70,5 +70,5 @@ enum Schlag2021LM {
     }
 
     static let fullSteps = 1000
-    static let quickSteps = 200
+    static let quickSteps = 1000
 }
