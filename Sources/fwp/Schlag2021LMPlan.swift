@@ -69,6 +69,6 @@ enum Schlag2021LM {
         return c
     }
 
-    static let fullSteps = 1000
+    static let fullSteps = 700
     static let quickSteps = 1000
 }

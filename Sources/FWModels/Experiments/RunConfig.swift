@@ -91,3 +91,33 @@ public enum RunConfigFile {
         }
     }
 }
+
+/// A checkpoint's `config` metadata: a run config and its trainer's progress
+/// as one JSON object `{"run": ..., "progress": ...}`.
+public protocol CheckpointConfig: Codable, Equatable, Sendable {
+    associatedtype Run: RunConfig
+    var run: Run { get }
+}
+
+extension CheckpointConfig {
+    /// Parses a checkpoint's config string and validates its run; `path`
+    /// names the file in errors (`FWError.file`).
+    public static func decode(_ text: String, path: String) throws -> Self {
+        do {
+            let c = try JSONDecoder().decode(Self.self, from: Data(text.utf8))
+            try c.run.validate()
+            return c
+        } catch let error as FWError {
+            throw FWError.file(path: path, reason: "metadata 'config': \(error)")
+        } catch {
+            throw FWError.file(path: path, reason: "metadata 'config' is not a \(Run.kind) run configuration (\(RunConfigFile.describe(error)))")
+        }
+    }
+
+    /// Compact JSON (sorted keys), as written into a checkpoint.
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+}

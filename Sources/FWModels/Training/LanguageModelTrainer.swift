@@ -39,36 +39,9 @@ public struct LanguageModelProgress: Codable, Equatable, Sendable {
 }
 
 /// What a language-model checkpoint's config string holds.
-public struct LanguageModelCheckpointConfig: Codable, Equatable, Sendable {
+public struct LanguageModelCheckpointConfig: CheckpointConfig {
     public var run: LanguageModelRunConfig
     public var progress: LanguageModelProgress
-
-    /// Parses a checkpoint's config string; `path` names the file in errors.
-    public static func decode(_ text: String, path: String) throws -> LanguageModelCheckpointConfig {
-        do {
-            let c = try JSONDecoder().decode(LanguageModelCheckpointConfig.self, from: Data(text.utf8))
-            try c.run.validate()
-            return c
-        } catch let error as FWError {
-            throw FWError.file(path: path, reason: "metadata 'config': \(error)")
-        } catch {
-            throw FWError.file(path: path, reason: "metadata 'config' is not a language-model run configuration (\(RunConfigFile.describe(error)))")
-        }
-    }
-
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
-    }
-
-    /// Whether `path` holds a language-model checkpoint (its config decodes as one).
-    public static func isLanguageModelCheckpoint(_ contents: SafeTensors.Contents) -> Bool {
-        guard let text = contents.metadata["config"],
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              let run = object["run"] as? [String: Any] else { return false }
-        return run["model"] is [String: Any] && run["context"] != nil
-    }
 }
 
 /// Trains a `CharLanguageModel` on a text folder (`fwp data`).

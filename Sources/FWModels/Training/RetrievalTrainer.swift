@@ -40,39 +40,13 @@ public struct TrainerProgress: Codable, Equatable, Sendable {
 
 /// What a retrieval checkpoint's config string holds (JSON): the run's
 /// configuration and its progress.
-public struct RetrievalCheckpointConfig: Codable, Equatable, Sendable {
+public struct RetrievalCheckpointConfig: CheckpointConfig {
     public var run: RetrievalRunConfig
     public var progress: TrainerProgress
 
-    /// Parses a checkpoint's config string; `path` names the file in errors.
-    public static func decode(_ text: String, path: String) throws -> RetrievalCheckpointConfig {
-        do {
-            let c = try JSONDecoder().decode(RetrievalCheckpointConfig.self, from: Data(text.utf8))
-            try c.run.validate()
-            return c
-        } catch let error as FWError {
-            throw FWError.file(path: path, reason: "metadata 'config': \(error)")
-        } catch {
-            throw FWError.file(path: path, reason: "metadata 'config' is not an associative-retrieval run configuration (\(RetrievalCheckpointConfig.describe(error)))")
-        }
-    }
-
-    static func describe(_ error: Error) -> String {
-        switch error {
-        case let DecodingError.keyNotFound(key, _): return "missing '\(key.stringValue)'"
-        case let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx):
-            return "bad value at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case let DecodingError.dataCorrupted(ctx):
-            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? "not JSON" : "bad value at '\(path)'"
-        default: return "\(error)"
-        }
-    }
-
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    public init(run: RetrievalRunConfig, progress: TrainerProgress) {
+        self.run = run
+        self.progress = progress
     }
 }
 
