@@ -77,6 +77,7 @@ final class ChildRunPool<Result>: @unchecked Sendable {
         environment["FWP_THREADS"] = "1"
         environment["OPENBLAS_NUM_THREADS"] = "1"
         environment["SWIFT_BACKTRACE"] = "enable=no"   // a crash is reported below, not as a backtrace
+        environment[ParentWatch.variable] = String(getpid())   // the child ends if this process dies
         process.environment = environment
         let errors = Pipe()
         process.standardError = errors

@@ -25,6 +25,7 @@ struct FWP: ParsableCommand {
         if let text = ThreadOwnership.requestedWorkers, ThreadOwnership.parseWorkerCount(text) == nil {
             fail("FWP_THREADS must be a whole number from 1 to \(ThreadOwnership.maxWorkers), got '\(text)'")
         }
+        ParentWatch.apply()
         BLASCoreFix.reexecIfNeeded()
         MemoryPolicy.apply()
         do {
