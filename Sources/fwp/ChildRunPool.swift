@@ -19,6 +19,7 @@ final class ChildRunPool<Result>: @unchecked Sendable {
     let total: Int
     private let read: @Sendable (String) -> Result?
     private let describe: @Sendable (Result) -> String
+    private let readFailure: (@Sendable (String, String) -> Result?)?
     private let lock = NSLock()
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
@@ -32,12 +33,16 @@ final class ChildRunPool<Result>: @unchecked Sendable {
     /// - Parameters:
     ///   - read: the result a finished child left in its folder (nil: none).
     ///   - describe: one line about a result, printed when a run finishes.
+    ///   - readFailure: turns a failed child's folder and error line into a result
+    ///     (e.g. a run that diverged is a row of its own); nil: the failure stands.
     init(jobs: Int, quiet: Bool, total: Int,
-         read: @escaping @Sendable (String) -> Result?, describe: @escaping @Sendable (Result) -> String) {
+         read: @escaping @Sendable (String) -> Result?, describe: @escaping @Sendable (Result) -> String,
+         readFailure: (@Sendable (String, String) -> Result?)? = nil) {
         self.quiet = quiet
         self.total = total
         self.read = read
         self.describe = describe
+        self.readFailure = readFailure
         slots = DispatchSemaphore(value: jobs)
     }
 
@@ -89,8 +94,13 @@ final class ChildRunPool<Result>: @unchecked Sendable {
             if process.terminationStatus == 0, process.terminationReason == .exit, let result = read(dir) {
                 finished(index, name: name, result: result, reused: false)
             } else {
-                fail(index, "\(name) (\(dir)): " + Self.failureReason(stderr: message, status: process.terminationStatus,
-                                                                    signalled: process.terminationReason == .uncaughtSignal))
+                let reason = Self.failureReason(stderr: message, status: process.terminationStatus,
+                                                signalled: process.terminationReason == .uncaughtSignal)
+                if let readFailure, let result = readFailure(dir, reason) {
+                    finished(index, name: name, result: result, reused: false)
+                } else {
+                    fail(index, "\(name) (\(dir)): " + reason)
+                }
             }
         } catch {
             fail(index, "\(name): cannot start \(Self.executable): \(error)")

@@ -1,6 +1,9 @@
 import ArgumentParser
 import FastWeights
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `fwp generate`: text from a language-model checkpoint, one byte at a time.
 struct GenerateCommand: ParsableCommand {
@@ -30,15 +33,29 @@ struct GenerateCommand: ParsableCommand {
         let loaded = try LoadedLanguageModel(checkpoint, current: current)
         var stream = try LanguageModelStream(model: loaded.model, store: loaded.store)
         var sampler = ByteSampler(seed: seed, temperature: temperature, topK: topK)
-        let out = FileHandle.standardOutput
-        out.write(Data(promptBytes))
+        Self.write(promptBytes)
         var logits: [Float] = []
         for b in promptBytes { logits = try stream.feed(b) }
         for _ in 0..<tokens {
             let next = sampler.sample(logits)
-            out.write(Data([next]))
+            Self.write([next])
             logits = try stream.feed(next)
         }
-        out.write(Data("\n".utf8))
+        Self.write(Array("\n".utf8))
+    }
+
+    /// Writes bytes to stdout as they come; a reader that has gone away
+    /// (`fwp generate | head`) ends the command quietly, not with SIGPIPE.
+    static func write(_ bytes: [UInt8]) {
+        signal(SIGPIPE, SIG_IGN)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                Glibc.exit(0)   // EPIPE: nobody reads any more
+            }
+            offset += n
+        }
     }
 }

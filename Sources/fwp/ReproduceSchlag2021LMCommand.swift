@@ -64,10 +64,16 @@ struct ReproduceSchlag2021LMCommand: ParsableCommand {
             printError("fwp reproduce schlag2021-lm: \(plan.count) rows (\(plan.map(\.folderName).joined(separator: ", "))) into \(dir), \(jobCount) at a time (one thread each), \(BLASCoreFix.description)")
         }
         let started = DispatchTime.now().uptimeNanoseconds
+        let rowPlan: @Sendable (String) -> Schlag2021LMRowPlan? = { dir in
+            plan.first { (runsDir as NSString).appendingPathComponent($0.folderName) == dir }
+        }
+        // A row that stops on a non-finite loss has diverged (the paper's carried linear
+        // transformer does): that is its result, not a failure of the table.
         let pool = ChildRunPool<Schlag2021LMRow>(jobs: jobCount, quiet: quiet, total: plan.count,
-                                                 read: { dir in plan.first { (runsDir as NSString).appendingPathComponent($0.folderName) == dir }
-                                                     .flatMap { Schlag2021LMRow.read(dir, plan: $0) } },
-                                                 describe: { $0.line })
+                                                 read: { dir in rowPlan(dir).flatMap { Schlag2021LMRow.read(dir, plan: $0) } },
+                                                 describe: { $0.line },
+                                                 readFailure: { dir, message in
+                                                     rowPlan(dir).flatMap { Schlag2021LMRow.diverged(dir, plan: $0, message: message) } })
         var limits: [String: Int] = [:]
         for (i, (row, config)) in zip(plan, configs).enumerated() {
             let runDir = (runsDir as NSString).appendingPathComponent(row.folderName)
@@ -115,9 +121,8 @@ struct ReproduceSchlag2021LMCommand: ParsableCommand {
         guard !fresh, FileManager.default.fileExists(atPath: checkpoint),
               let text = try? SafeTensors.read(checkpoint).metadata["config"],
               let saved = try? LanguageModelCheckpointConfig.decode(text, path: checkpoint) else { return .none }
-        var sameRun = saved.run
-        sameRun.maxSteps = config.maxSteps
-        guard sameRun == config, saved.progress.step <= config.maxSteps else { return .none }
+        // Exactly the same run, the step limit included: the cosine schedule's horizon is the limit.
+        guard saved.run == config, saved.progress.step <= config.maxSteps else { return .none }
         if saved.progress.step == config.maxSteps, let r = Schlag2021LMRow.read(runDir, plan: row) { return .finished(r) }
         return .unfinished(checkpoint: checkpoint, step: saved.progress.step)
     }

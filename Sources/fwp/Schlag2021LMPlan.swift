@@ -2,7 +2,7 @@ import FastWeights
 import Foundation
 
 /// One row of the language-modelling table: a mixer, truncated or carried.
-struct Schlag2021LMRowPlan: Equatable {
+struct Schlag2021LMRowPlan: Equatable, Sendable {
     /// The table's name, e.g. "Delta Net".
     var name: String
     var mixer: LanguageModelMixer

@@ -14,6 +14,26 @@ struct Schlag2021LMRow {
     /// Periodic validation bpc: (step, bpc).
     var curve: [(Double, Double)]
     var reused = false
+    /// The step at which training stopped on a non-finite number (the row diverged), and why.
+    var divergedAtStep: Int?
+    var divergence: String?
+
+    /// A row whose child stopped with `message`: diverged when the message is a
+    /// non-finite number at a step (`step 812: loss is NaN`), else nil (a failure).
+    /// The curve is what its log holds, if anything.
+    static func diverged(_ dir: String, plan: Schlag2021LMRowPlan, message: String) -> Schlag2021LMRow? {
+        guard message.hasPrefix("step "), let step = Int(message.dropFirst(5).prefix { $0.isNumber }),
+              message.contains("NaN") || message.contains("Inf") || message.contains("non-finite") else { return nil }
+        var curve: [(Double, Double)] = []
+        if let text = try? String(contentsOfFile: (dir as NSString).appendingPathComponent("log.csv"), encoding: .utf8) {
+            for line in text.split(separator: "\n").dropFirst() {
+                let f = line.split(separator: ",")
+                if f.count >= 5, let s = Double(f[0]), let b = Double(f[4]) { curve.append((s, b)) }
+            }
+        }
+        return Schlag2021LMRow(plan: plan, params: 0, validBPC: .nan, testBPC: .nan, steps: step, seconds: 0,
+                               tokensPerSecond: 0, finalTrainLoss: nil, curve: curve, divergedAtStep: step, divergence: message)
+    }
 
     /// The row's summary in `dir`, if there is a readable one.
     static func read(_ dir: String, plan: Schlag2021LMRowPlan) -> Schlag2021LMRow? {
@@ -28,8 +48,12 @@ struct Schlag2021LMRow {
     }
 
     var line: String {
-        String(format: "%@: valid %.4f / test %.4f bpc, %d steps, %.0f s, %.0f tok/s", plan.name, validBPC, testBPC, steps, seconds, tokensPerSecond)
+        if let d = divergedAtStep { return "\(plan.name): diverged at step \(d) (\(divergence ?? ""))" }
+        return String(format: "%@: valid %.4f / test %.4f bpc, %d steps, %.0f s, %.0f tok/s", plan.name, validBPC, testBPC, steps, seconds, tokensPerSecond)
     }
+
+    /// `3.1234`, or `diverged (step N)`.
+    func bpc(_ x: Double) -> String { divergedAtStep.map { "diverged (step \($0))" } ?? String(format: "%.4f", x) }
 }
 
 /// The table of `fwp reproduce schlag2021-lm`: JSON, CSV, Markdown (beside
@@ -55,10 +79,13 @@ struct Schlag2021LMReport {
     func jsonRows() -> [[String: Any]] {
         rows.map { r in
             var o: [String: Any] = ["model": r.plan.name, "mixer": r.plan.mixer.rawValue, "phi": Self.phi(r.plan.mixer),
-                                    "mode": r.plan.mode.rawValue, "params": r.params, "valid_bpc": r.validBPC,
-                                    "test_bpc": r.testBPC, "steps": r.steps, "seconds": r.seconds,
+                                    "mode": r.plan.mode.rawValue, "params": r.params, "steps": r.steps, "seconds": r.seconds,
                                     "tokens_per_s": r.tokensPerSecond,
-                                    "validation_curve": r.curve.map { [$0.0, $0.1] }]
+                                    "validation_curve": r.curve.filter { $0.1.isFinite }.map { [$0.0, $0.1] }]
+            // JSON has no NaN: a diverged row says so instead of a number.
+            o["valid_bpc"] = r.validBPC.isFinite ? r.validBPC : "diverged"
+            o["test_bpc"] = r.testBPC.isFinite ? r.testBPC : "diverged"
+            if let d = r.divergedAtStep { o["diverged_at_step"] = d; o["divergence"] = r.divergence ?? "" }
             if let l = r.finalTrainLoss { o["final_train_loss"] = l }
             if let p = Schlag2021LM.paper(r.plan) {
                 o["paper_valid_ppl"] = p.valid.isFinite ? p.valid : "diverged (> 260)"
@@ -84,8 +111,9 @@ struct Schlag2021LMReport {
     func csv() -> String {
         var lines = ["model,mixer,phi,mode,params,valid_bpc,test_bpc,steps,seconds,tokens_per_s"]
         for r in rows {
+            let bpc = r.divergedAtStep == nil ? String(format: "%.4f,%.4f", r.validBPC, r.testBPC) : "diverged,diverged"
             lines.append("\"\(r.plan.name)\",\(r.plan.mixer.rawValue),\(Self.phi(r.plan.mixer)),\(r.plan.mode.rawValue),\(r.params),"
-                         + String(format: "%.4f,%.4f,%d,%.1f,%.0f", r.validBPC, r.testBPC, r.steps, r.seconds, r.tokensPerSecond))
+                         + bpc + String(format: ",%d,%.1f,%.0f", r.steps, r.seconds, r.tokensPerSecond))
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -98,7 +126,7 @@ struct Schlag2021LMReport {
         for r in rows {
             let paper = Schlag2021LM.paper(r.plan).map { "\(Self.ppl($0.valid)) / \(Self.ppl($0.test))" } ?? "-"
             lines.append("| \(r.plan.name) | \(r.plan.mixer.rawValue) | \(r.plan.mode.rawValue) | \(r.params) | "
-                         + String(format: "%.4f | %.4f", r.validBPC, r.testBPC) + " | \(paper) | \(r.steps) | "
+                         + "\(r.bpc(r.validBPC)) | \(r.bpc(r.testBPC))" + " | \(paper) | \(r.steps) | "
                          + String(format: "%.0f", r.tokensPerSecond) + " |")
         }
         return lines.joined(separator: "\n") + "\n"
@@ -160,7 +188,7 @@ struct BPCCurvesSVG {
             svg.append("<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash) points=\"\(pts)\"><title>\(r.plan.name)</title></polyline>")
             let lx = left + plotW + 16
             svg.append("<line x1=\"\(f(lx))\" y1=\"\(f(legendY))\" x2=\"\(f(lx + 30))\" y2=\"\(f(legendY))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>")
-            svg.append("<text x=\"\(f(lx + 36))\" y=\"\(f(legendY + 4))\">\(r.plan.name): \(String(format: "%.3f", r.testBPC))</text>")
+            svg.append("<text x=\"\(f(lx + 36))\" y=\"\(f(legendY + 4))\">\(r.plan.name): \(r.divergedAtStep == nil ? String(format: "%.3f", r.testBPC) : "diverged")</text>")
             legendY += 18
         }
         svg.append("</svg>")

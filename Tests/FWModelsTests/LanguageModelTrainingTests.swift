@@ -118,8 +118,14 @@ final class LanguageModelTrainingTests: XCTestCase {
         c = tinyConfig(.delta, data: data)
         c.batchSize = 1_000_000_000
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("would need"), "\($0)") }
-        // A config round-trips through its file.
+        // FAVOR+ redraws Omega every step: its carried state would be read with other features.
         c = tinyConfig(.favorDelta, data: data, mode: .carry)
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("FAVOR+ redraws Omega"), "\($0)") }
+        c.evalBytes = 1
+        c.mode = .truncated
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--eval-bytes must be 2..."), "\($0)") }
+        // A config round-trips through its file.
+        c = tinyConfig(.dpfpDelta, data: data, mode: .carry)
         let bytes = RunConfigFile.encode(c)
         XCTAssertEqual(try RunConfigFile.decode(LanguageModelRunConfig.self, from: bytes, name: "lm.json"), c)
     }

@@ -81,9 +81,12 @@ public struct LanguageModelRunConfig: RunConfig {
                   "--min-lr-factor must be 0...1, got \(minLearningRateFactor)")
         try check(clipNorm.isFinite && clipNorm >= 0, "--clip must be >= 0 (0: none), got \(clipNorm)")
         try check(evalEvery >= 1, "--eval-every must be >= 1, got \(evalEvery)")
-        try check((1...maxSize).contains(evalBytes), "--eval-bytes must be 1...\(maxSize), got \(evalBytes)")
+        try check((2...maxSize).contains(evalBytes), "--eval-bytes must be 2...\(maxSize), got \(evalBytes)")
         if mode == .carry {
             try check(model.mixer != .softmax, "--carry-state needs a fast weight mixer; softmax attention has no state to carry")
+            // A fresh Omega every training step would read the carried state in another feature space.
+            try check(model.mixer != .favorSum && model.mixer != .favorDelta,
+                      "--carry-state with \(model.mixer.rawValue) is not supported: FAVOR+ redraws Omega every step, so the carried fast weights would be read with other features")
         }
         try MemoryBudget.check(model.memoryEstimate(batch: batchSize, context: context),
                                "this language model (\(model.mixer.rawValue), \(model.layers) layers of \(model.modelSize), batch \(batchSize) x context \(context))")

@@ -15,7 +15,10 @@ public struct ByteSampler: Sendable {
     public let topK: Int
     private var rng: SeededRNG
 
+    /// `temperature` must be finite and positive, `topK` in 0...256.
     public init(seed: UInt64, temperature: Float = 1, topK: Int = 0) {
+        precondition(temperature.isFinite && temperature > 0, "ByteSampler: temperature must be positive, got \(temperature)")
+        precondition((0...256).contains(topK), "ByteSampler: topK must be 0...256, got \(topK)")
         self.temperature = temperature
         self.topK = topK
         rng = SeededRNG(seed: seed)

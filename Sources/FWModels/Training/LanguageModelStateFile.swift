@@ -20,15 +20,17 @@ public enum LanguageModelStateFile {
     /// The state stored in `extra` (from `Checkpoint.readExtraTensors`), or
     /// nil when the checkpoint holds none. Every tensor is checked against
     /// `model`'s empty state: a mismatch is an `FWError.file` naming `path`.
-    public static func read(_ extra: [String: Tensor], model: CharLanguageModel, path: String) throws -> LanguageModelState? {
+    public static func read(_ extra: [String: Tensor], model: CharLanguageModel, batchSize: Int, path: String) throws -> LanguageModelState? {
         guard let position = extra["state.position"] else { return nil }
         func fail(_ reason: String) -> FWError { .file(path: path, reason: "carried state: \(reason)") }
-        guard position.count == 1, position.storage[0] >= 0, position.storage[0] == position.storage[0].rounded() else {
-            throw fail("position is not a non-negative whole number")
+        // Float32 holds whole numbers exactly up to 2^24.
+        guard position.count == 1, position.storage[0] >= 0, position.storage[0] <= 16_777_216,
+              position.storage[0] == position.storage[0].rounded() else {
+            throw fail("position is not a whole number in 0...2^24")
         }
         let weights = extra.keys.filter { $0.hasPrefix("state.fast_weights.") }.count
-        guard weights > 0, let B = extra["state.fast_weights.0"]?.shape.first, B >= 1 else {
-            throw fail("no fast weights")
+        guard weights > 0, let B = extra["state.fast_weights.0"]?.shape.first, B == batchSize else {
+            throw fail("no fast weights for the run's \(batchSize) streams")
         }
         let empty = try LanguageModelState.empty(config: model.config, batchSize: B)
         var state = empty

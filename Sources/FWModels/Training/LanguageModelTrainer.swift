@@ -145,7 +145,17 @@ public final class LanguageModelTrainer {
             sampler = try ByteWindowSampler(mode: config.mode, textLength: corpus.train.bytes.count, batchSize: config.batchSize,
                                             context: config.context, restoring: saved.progress.sampler)
         } catch let error as FWError { throw FWError.file(path: path, reason: "\(error)") }
-        let carried = try LanguageModelStateFile.read(try Checkpoint.readExtraTensors(path), model: model, path: path)
+        let carried = try LanguageModelStateFile.read(try Checkpoint.readExtraTensors(path), model: model,
+                                                      batchSize: config.batchSize, path: path)
+        let p = saved.progress
+        let limit = 1 << 53
+        guard [p.step, p.tokens, p.windowCount, p.sampler.position, p.sampler.passes].allSatisfy({ (0...limit).contains($0) }),
+              p.seconds.isFinite, p.windowLoss.isFinite, p.windowSeconds.isFinite else {
+            throw FWError.file(path: path, reason: "metadata 'config': progress counters out of range")
+        }
+        guard optimizer.step == p.step else {
+            throw FWError.file(path: path, reason: "Adam's step \(optimizer.step) differs from the progress step \(p.step)")
+        }
         if config.mode == .carry && saved.progress.step > 0 && carried == nil {
             throw FWError.file(path: path, reason: "a carry-state run's checkpoint without its carried fast weights")
         }
