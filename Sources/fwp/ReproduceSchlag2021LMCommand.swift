@@ -47,7 +47,8 @@ struct ReproduceSchlag2021LMCommand: ParsableCommand {
         let dataDir = data ?? (dir as NSString).appendingPathComponent("data")
         // Every configuration is checked before anything runs.
         let configs = try plan.map { row -> LanguageModelRunConfig in
-            var c = Schlag2021LM.config(mixer: row.mixer, mode: row.mode, data: dataDir, quick: quick)
+            var c = Schlag2021LM.config(mixer: row.mixer, mode: row.mode, data: dataDir, quick: quick,
+                                        positionalEncoding: row.positionalEncoding)
             if let steps { c.maxSteps = steps }
             try c.validate()
             return c

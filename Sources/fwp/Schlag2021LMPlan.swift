@@ -7,9 +7,11 @@ struct Schlag2021LMRowPlan: Equatable, Sendable {
     var name: String
     var mixer: LanguageModelMixer
     var mode: LanguageModelRunConfig.ContextMode
+    /// Sinusoidal positions added to the embeddings (only the extra softmax row).
+    var positionalEncoding = false
 
     /// The row's folder and config file name under DIR/runs/.
-    var folderName: String { mixer.rawValue + (mode == .carry ? "-carry" : "") }
+    var folderName: String { mixer.rawValue + (mode == .carry ? "-carry" : "") + (positionalEncoding ? "-pe" : "") }
 }
 
 /// Schlag et al. 2021, section 6.3 (WikiText-103, small config) at CPU
@@ -27,13 +29,17 @@ enum Schlag2021LM {
         .init(name: "Performer, delta rule", mixer: .favorDelta, mode: .truncated),
         .init(name: "Linear Transformer, carried", mixer: .linear, mode: .carry),
         .init(name: "Delta Net, carried", mixer: .delta, mode: .carry),
+        // Every row above has no positional encoding (the official carry-over set-up); the fast
+        // weight mixers are recurrent and need none, but softmax attention then sees positions
+        // only through its causal mask. This row gives it sinusoidal positions.
+        .init(name: "Transformer (softmax), positions", mixer: .softmax, mode: .truncated, positionalEncoding: true),
     ]
 
     /// The paper's WikiText-103 perplexities (valid, test), small config:
     /// Table 2 (truncated) and Table 4 (carried). nil: no such row in the paper.
     static func paper(_ row: Schlag2021LMRowPlan) -> (valid: Double, test: Double)? {
         switch (row.mixer, row.mode) {
-        case (.softmax, .truncated): return (33.0, 34.1)
+        case (.softmax, .truncated): return (33.0, 34.1)   // (the paper's Transformer has positions)
         case (.linear, .truncated): return (37.1, 38.3)
         case (.delta, .truncated): return (34.1, 35.2)
         case (.favorSum, .truncated): return (39.0, 39.6)
@@ -46,8 +52,9 @@ enum Schlag2021LM {
 
     /// The configuration every row shares (the mixer and mode set per row).
     static func config(mixer: LanguageModelMixer, mode: LanguageModelRunConfig.ContextMode, data: String,
-                       quick: Bool) -> LanguageModelRunConfig {
+                       quick: Bool, positionalEncoding: Bool = false) -> LanguageModelRunConfig {
         var m = LanguageModelConfig(mixer: mixer)
+        m.positionalEncoding = positionalEncoding
         if quick {
             m.layers = 2; m.modelSize = 64; m.heads = 4; m.feedForwardSize = 256
         } else {
