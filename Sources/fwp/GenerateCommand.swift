@@ -33,6 +33,7 @@ struct GenerateCommand: ParsableCommand {
         let loaded = try LoadedLanguageModel(checkpoint, current: current)
         var stream = try LanguageModelStream(model: loaded.model, store: loaded.store)
         var sampler = ByteSampler(seed: seed, temperature: temperature, topK: topK)
+        signal(SIGPIPE, SIG_IGN)   // a reader that goes away ends the command in write(_:), quietly
         Self.write(promptBytes)
         var logits: [Float] = []
         for b in promptBytes { logits = try stream.feed(b) }
@@ -47,7 +48,6 @@ struct GenerateCommand: ParsableCommand {
     /// Writes bytes to stdout as they come; a reader that has gone away
     /// (`fwp generate | head`) ends the command quietly, not with SIGPIPE.
     static func write(_ bytes: [UInt8]) {
-        signal(SIGPIPE, SIG_IGN)
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }

@@ -31,9 +31,8 @@ enum OutputFolder {
     /// Reads a `.npy` input and rejects NaN/Inf entries, naming the file and the index.
     static func readFinite(_ path: String) throws -> Tensor {
         let t = try NPY.read(path)
-        if let i = t.firstNonFiniteIndex {
-            let x = t.storage[i]
-            throw FWError.file(path: path, reason: "non-finite value \(x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) at index \(describeShape(t.multiIndex(i))) (inputs must be finite)")
+        do { try t.checkFinite(path) } catch let FWError.nonFinite(message) {
+            throw FWError.invalidArgument(message + " (inputs must be finite)")
         }
         return t
     }

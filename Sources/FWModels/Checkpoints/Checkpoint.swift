@@ -130,15 +130,20 @@ public enum Checkpoint {
         var result: [String: Tensor] = [:]
         for name in contents.names where name.hasPrefix(extraPrefix) {
             let t = contents.tensors[name]!
-            do { try t.checkFinite("tensor '\(name)'") } catch let FWError.nonFinite(message) {
-                throw FWError.file(path: path, reason: message)
-            }
+            try checkFinite(t, name, path: path)
             result[String(name.dropFirst(extraPrefix.count))] = t
         }
         return result
     }
 
     // MARK: helpers
+
+    /// Throws `FWError.file` naming `path`, the tensor and the index of its first NaN/Inf.
+    private static func checkFinite(_ t: Tensor, _ name: String, path: String) throws {
+        do { try t.checkFinite("tensor '\(name)'") } catch let FWError.nonFinite(message) {
+            throw FWError.file(path: path, reason: message)
+        }
+    }
 
     private static func snapshotPrefixes(_ meta: [String: String]) -> [String] {
         (meta["snapshots"] ?? "").split(separator: ",").map(String.init)
@@ -157,9 +162,7 @@ public enum Checkpoint {
                 throw FWError.file(path: path, reason: "tensor '\(key)' has shape \(describeShape(t.shape)), the model's is \(describeShape(s.shape))")
             }
             // A NaN or Inf parameter (or moment) would only turn every result into NaN.
-            do { try t.checkFinite("tensor '\(key)'") } catch let FWError.nonFinite(message) {
-                throw FWError.file(path: path, reason: message)
-            }
+            try checkFinite(t, key, path: path)
             flat.replaceSubrange(s.range, with: t.storage)
         }
         return flat

@@ -24,25 +24,33 @@ public struct ByteSampler: Sendable {
         rng = SeededRNG(seed: seed)
     }
 
+    /// Scratch reused by every draw (no allocation per byte).
+    private var order = [Int](repeating: 0, count: 256)
+    private var weights = [Double](repeating: 0, count: 256)
+
     /// One byte drawn from `logits` (256 entries).
     public mutating func sample(_ logits: [Float]) -> UInt8 {
         precondition(logits.count == 256, "ByteSampler: \(logits.count) logits, expected 256")
-        var order = Array(0..<256)
+        for i in 0..<256 { order[i] = i }
+        var kept = 256
         if topK > 0 && topK < 256 {
             order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-            order = Array(order.prefix(topK))
+            kept = topK
         }
-        let top = order.map { logits[$0] }.max() ?? 0
-        var weights = order.map { Double(exp(Double(logits[$0] - top) / Double(temperature))) }
-        let total = weights.reduce(0, +)
+        var top = -Float.infinity
+        for i in 0..<kept { top = max(top, logits[order[i]]) }
+        var total = 0.0
+        for i in 0..<kept {
+            weights[i] = exp(Double(logits[order[i]] - top) / Double(temperature))
+            total += weights[i]
+        }
         // A uniform draw in [0, total) from 53 random bits.
         let u = Double(rng.next() >> 11) / Double(1 << 53) * total
         var acc = 0.0
-        for (i, w) in weights.enumerated() {
-            acc += w
+        for i in 0..<kept {
+            acc += weights[i]
             if u < acc { return UInt8(order[i]) }
         }
-        weights.removeAll()
-        return UInt8(order.last!)
+        return UInt8(order[kept - 1])
     }
 }

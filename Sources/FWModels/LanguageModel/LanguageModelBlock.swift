@@ -116,11 +116,11 @@ public struct LanguageModelBlock: Sendable {
             (m, state, mixerCache) = (r.y, r.state, r.cache.map { .fastWeights($0) })
         }
         let (md, mixerMask) = dropout.forward(m, training: training, rng: &rng)
-        let h = residualSum(x, md)                                  // h = x + Drop(Mixer(LN1(x)))
+        let h = adding(x, md)                                  // h = x + Drop(Mixer(LN1(x)))
         let (w, saved2) = try norm2(h, store)
         let (f, ffCache) = try feedForward.forward(w, store: store)
         let (fd, ffMask) = dropout.forward(f, training: training, rng: &rng)
-        let y = residualSum(h, fd)                                  // y = h + Drop(FF(LN2(h)))
+        let y = adding(h, fd)                                  // y = h + Drop(FF(LN2(h)))
         guard saveForBackward, let mixerCache else { return (y, state, nil) }
         return (y, state, Cache(input: x, norm1: saved1, mixer: mixerCache, mixerMask: mixerMask, residual: h,
                                 norm2: saved2, feedForward: ffCache, feedForwardMask: ffMask))
@@ -134,7 +134,7 @@ public struct LanguageModelBlock: Sendable {
         // y = h + Drop(FF(LN2(h))).
         let df = try dropout.backward(dy, mask: cache.feedForwardMask)
         let dw = try feedForward.backward(df, cache: cache.feedForward, store: &store)
-        let dh = residualSum(dy, try norm2.backward(dw, input: cache.residual, saved: cache.norm2, store: &store))
+        let dh = adding(dy, try norm2.backward(dw, input: cache.residual, saved: cache.norm2, store: &store))
         // h = x + Drop(Mixer(LN1(x))).
         let dm = try dropout.backward(dh, mask: cache.mixerMask)
         let du: Tensor
@@ -146,18 +146,6 @@ public struct LanguageModelBlock: Sendable {
         default:
             preconditionFailure("LanguageModelBlock.backward: a cache of another mixer")
         }
-        return residualSum(dh, try norm1.backward(du, input: cache.input, saved: cache.norm1, store: &store))
+        return adding(dh, try norm1.backward(du, input: cache.input, saved: cache.norm1, store: &store))
     }
-}
-
-/// `a + b` elementwise (same shape): the residual sums.
-fileprivate func residualSum(_ a: Tensor, _ b: Tensor) -> Tensor {
-    precondition(a.shape == b.shape, "adding: shapes \(describeShape(a.shape)) and \(describeShape(b.shape))")
-    var out = a
-    out.withUnsafeMutableBufferPointer { o in
-        b.withUnsafeBufferPointer { bb in
-            for i in 0..<o.count { o[i] += bb[i] }
-        }
-    }
-    return out
 }

@@ -106,8 +106,9 @@ public struct TransformerBlock<Mixer: SequenceMixingLayer>: Sendable {
     }
 }
 
-/// `a + b` elementwise (same shape): the residual sums.
-fileprivate func adding(_ a: Tensor, _ b: Tensor) -> Tensor {
+/// `a + b` elementwise (same shape): the residual sums of every pre-norm
+/// block (`TransformerBlock`, `LanguageModelBlock`).
+func adding(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.shape == b.shape, "adding: shapes \(describeShape(a.shape)) and \(describeShape(b.shape))")
     var out = a
     out.withUnsafeMutableBufferPointer { o in
