@@ -49,7 +49,7 @@ struct EvalLMCommand: ParsableCommand {
             """)
 
     @Option(help: "A checkpoint written by fwp train lm, or its run folder.") var checkpoint: String
-    @Option(help: "valid or test. Default test.") var split: String = "test"
+    @Option(help: "valid or test.") var split: String = "test"
     @Flag(name: .customLong("carry-state"), help: "Stream the split with the fast weights carried.") var carryState = false
     @Flag(help: "Windows from empty fast weights, even for a model trained with --carry-state.") var truncated = false
     @Option(help: "The text folder (default: the one the run trained on).") var data: String?

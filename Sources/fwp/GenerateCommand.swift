@@ -17,18 +17,18 @@ struct GenerateCommand: ParsableCommand {
             """)
 
     @Option(help: "A checkpoint written by fwp train lm, or its run folder.") var checkpoint: String
-    @Option(help: "The text to start from (at least one byte). Default: a newline.") var prompt: String = "\n"
-    @Option(help: "Bytes to generate. Default 500.") var tokens: Int = 500
-    @Option(help: "The sampling seed. Default 1.") var seed: UInt64 = 1
-    @Option(help: "Softmax temperature (> 0). Default 1.") var temperature: Float = 1
-    @Option(name: .customLong("top-k"), help: "Sample among the k most likely bytes (0: all). Default 0.") var topK: Int = 0
+    @Option(help: "The text to start from (at least one byte). Default: a newline.") var prompt: String?
+    @Option(help: "Bytes to generate.") var tokens: Int = 500
+    @Option(help: "The sampling seed.") var seed: UInt64 = 1
+    @Option(help: "Softmax temperature (> 0).") var temperature: Float = 1
+    @Option(name: .customLong("top-k"), help: "Sample among the k most likely bytes (0: all).") var topK: Int = 0
     @Flag(help: "Use the current parameters instead of the best ones.") var current = false
 
     func run() throws {
         try SizeLimits.check(tokens, in: 0...(1 << 40), "--tokens")
         guard temperature.isFinite && temperature > 0 else { throw FWError.invalidArgument("--temperature must be positive, got \(temperature)") }
         try SizeLimits.check(topK, in: 0...256, "--top-k")
-        let promptBytes = Array(prompt.utf8)
+        let promptBytes = Array((prompt ?? "\n").utf8)
         guard !promptBytes.isEmpty else { throw FWError.invalidArgument("--prompt needs at least one byte") }
         let loaded = try LoadedLanguageModel(checkpoint, current: current)
         var stream = try LanguageModelStream(model: loaded.model, store: loaded.store)

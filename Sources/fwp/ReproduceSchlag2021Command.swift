@@ -21,7 +21,7 @@ struct ReproduceSchlag2021Command: ParsableCommand {
 
     @Option(help: "1 (capacity) or 2 (updates).") var setting: Int
     @Flag(help: "Fewer models and S, at most \(Schlag2021.quickSteps) steps per run (minutes).") var quick = false
-    @Option(help: "small (d_key 16, S / 4) or paper (d_key 64). Default small.") var scale: String = "small"
+    @Option(help: "small (d_key 16, S / 4) or paper (d_key 64).") var scale: String = "small"
     @Option(help: "Comma-separated models (softmax, sum:<phi>, delta:<phi>); default the figure's.") var models: String?
     @Option(help: "Comma-separated S values; default the figure's sweep at the scale.") var sizes: String?
     @Option(help: "Runs at once (default: one per core).") var jobs: Int?

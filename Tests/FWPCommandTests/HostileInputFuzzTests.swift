@@ -562,6 +562,7 @@ enum HostileCases {
         try checkpoints(add: add, basePath: basePath, master: master)
         runFolders(fixed: fixed)
         outputDestinations(fixed: fixed)
+        languageModels(fixed: fixed)
 
         // Family 1: every mutation kind in turn, on a random input.
         let kinds = NPYMutation.allCases

@@ -46,22 +46,4 @@ extension BLAS {
         cblas_strsm(CblasRowMajor, side.cblas, triangle.cblas, transA.cblas, diagonal.cblas,
                     Int32(m), Int32(n), alpha, a, Int32(lda), b, Int32(ldb))
     }
-
-    /// `B[m, n] = alpha * op(A) * B` (side left) or `alpha * B * op(A)` (side
-    /// right) with triangular `A`.
-    @inlinable
-    public static func strmm(
-        _ side: Side, _ triangle: Triangle, _ transA: Transpose, _ diagonal: Diagonal,
-        m: Int, n: Int, alpha: Float,
-        a: UnsafePointer<Float>, lda: Int,
-        b: UnsafeMutablePointer<Float>, ldb: Int
-    ) {
-        let order = side == .left ? m : n
-        require(m >= 0 && n >= 0, "strmm", "negative size m=\(m) n=\(n)")
-        require(lda >= max(1, order), "strmm", "lda=\(lda) < order \(order)")
-        require(ldb >= max(1, n), "strmm", "ldb=\(ldb) < n=\(n)")
-        if m == 0 || n == 0 { return }
-        cblas_strmm(CblasRowMajor, side.cblas, triangle.cblas, transA.cblas, diagonal.cblas,
-                    Int32(m), Int32(n), alpha, a, Int32(lda), b, Int32(ldb))
-    }
 }

@@ -18,12 +18,6 @@ public enum BLASCore {
         return String(cString: p)
     }
 
-    /// `openblas_get_config()`: build options and version.
-    public static var config: String {
-        guard let p = openblas_get_config() else { return "unknown" }
-        return String(cString: p)
-    }
-
     /// The CPU's SIMD level: 4 AVX-512F, 3 AVX2+FMA, 2 AVX, 1 SSE3 or older.
     public static var cpuLevel: Int { Int(fw_cpu_simd_level()) }
 

@@ -22,16 +22,4 @@ public enum LAPACK {
         let info = LAPACKE_sorgqr(LAPACK_ROW_MAJOR, Int32(m), Int32(n), Int32(k), a, Int32(lda), tau)
         if info != 0 { throw FWError.invalidArgument("LAPACKE_sorgqr failed with info \(info)") }
     }
-
-    /// Inverts a triangular `n x n` matrix in place (row-major, `lda >= n`).
-    /// Throws when it is singular.
-    public static func strtri(_ triangle: BLAS.Triangle, _ diagonal: BLAS.Diagonal, n: Int,
-                              a: UnsafeMutablePointer<Float>, lda: Int) throws {
-        BLAS.require(n >= 0 && lda >= max(1, n), "strtri", "n=\(n) lda=\(lda)")
-        if n == 0 { return }
-        let uplo: CChar = triangle == .lower ? CChar(UInt8(ascii: "L")) : CChar(UInt8(ascii: "U"))
-        let diag: CChar = diagonal == .unit ? CChar(UInt8(ascii: "U")) : CChar(UInt8(ascii: "N"))
-        let info = LAPACKE_strtri(LAPACK_ROW_MAJOR, uplo, diag, Int32(n), a, Int32(lda))
-        if info != 0 { throw FWError.invalidArgument("LAPACKE_strtri failed with info \(info)") }
-    }
 }

@@ -10,8 +10,15 @@
 public struct Tensor: Equatable, Sendable {
     /// The extent of each axis, outermost first.
     public private(set) var shape: [Int]
-    /// `shape.reduce(1, *)` numbers, row-major.
-    public var storage: [Float]
+    /// `shape.reduce(1, *)` numbers, row-major. Elements may be written in
+    /// place; replacing the array with one of another count traps (the shape
+    /// would no longer describe it: use `init(shape:storage:)` or `reshaped`).
+    public var storage: [Float] {
+        didSet {
+            precondition(storage.count == shape.reduce(1, *),
+                         "Tensor: storage of \(storage.count) numbers set on a tensor of shape \(shape)")
+        }
+    }
 
     /// A tensor of `shape` filled with `value`.
     public init(shape: [Int], repeating value: Float = 0) {
