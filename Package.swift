@@ -7,6 +7,8 @@
 //   FWOps            feature maps, normalisations, sum/delta rule, fast-weights RNN
 //   FWModels         layers, optimisers, training, checkpoints, tasks
 //   FastWeights      umbrella that re-exports the three
+//   CMPI             system library (Debian: libopenmpi-dev), for FWDistributed only
+//   FWDistributed    data-parallel training over MPI (fwp train lm --distributed)
 //   FWBench          the benchmark suite (`fwp bench`, `make bench`)
 //   fwp              the command-line tool
 import PackageDescription
@@ -15,6 +17,7 @@ let package = Package(
     name: "fastweights",
     products: [
         .library(name: "FastWeights", targets: ["FastWeights"]),
+        .library(name: "FastWeightsDistributed", targets: ["FWDistributed"]),
         .executable(name: "fwp", targets: ["fwp"]),
     ],
     dependencies: [
@@ -31,11 +34,15 @@ let package = Package(
         .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "FeatureMaps/FeatureMaps.md", "FastWeightsRNN/FastWeightsRNN.md"]),
         .target(name: "FWModels", dependencies: ["FWCore", "FWOps"], exclude: ["Tasks/AssociativeRetrieval.md", "Tasks/SyntheticRetrieval.md", "Layers/Attention/Attention.md", "Layers/Transformer/Transformer.md", "Data/TextCorpus.md", "LanguageModel/LanguageModel.md"]),
         .target(name: "FastWeights", dependencies: ["FWCore", "FWOps", "FWModels"]),
+        .systemLibrary(
+            name: "CMPI", path: "Modules/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "FWDistributed", dependencies: ["CMPI", "FWModels"]),
         .target(name: "FWBench", dependencies: ["FastWeights"], path: "Benchmarks/FWBench"),
         .executableTarget(
             name: "fwp",
             dependencies: [
-                "FastWeights", "FWBench",
+                "FastWeights", "FWBench", "FWDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "FWTestSupport", dependencies: ["FastWeights"], path: "Tests/FWTestSupport"),

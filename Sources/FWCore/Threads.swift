@@ -17,12 +17,25 @@ import Glibc
 /// time rather than fight over OpenBLAS's global thread count.
 public enum ThreadOwnership {
     /// Number of worker threads: `FWP_THREADS` if it is a count in
-    /// `1...maxWorkers`, else the online cores (`fwp` rejects any other
-    /// `FWP_THREADS` with a message; the library falls back quietly).
+    /// `1...maxWorkers`, else this process's share of the online cores:
+    /// all of them, or `cores / n` (at least 1) when an MPI launcher started
+    /// `n` processes on this machine, so ranks never oversubscribe the cores.
+    /// (`fwp` rejects any other `FWP_THREADS` with a message; the library
+    /// falls back quietly.)
     public static let workers: Int = {
         if let s = ProcessInfoLite.environment["FWP_THREADS"], let n = parseWorkerCount(s) { return n }
-        return onlineCores
+        return max(1, onlineCores / localProcesses)
     }()
+
+    /// The processes an MPI launcher started on this machine (Open MPI's
+    /// `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`), else 1.
+    public static var localProcesses: Int {
+        let env = ProcessInfoLite.environment
+        for key in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"] {
+            if let s = env[key], let n = Int(s), n >= 1 { return n }
+        }
+        return 1
+    }
 
     /// The most worker threads `FWP_THREADS` may ask for.
     public static let maxWorkers = 256

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FastWeights
+import FWDistributed
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -13,8 +14,9 @@ struct LanguageModelRunOptions: ParsableArguments {
     @Option(name: .customLong("model-size"), help: "Width D of the residual stream. Default 128.") var modelSize: Int?
     @Option(help: "Heads (D / H per head). Default 8.") var heads: Int?
     @Option(name: .customLong("feed-forward"), help: "Hidden width of the feed-forward layers. Default 4 D.") var feedForward: Int?
-    @Option(help: "Dropout rate on the residual branches and the embedding. Default 0.") var dropout: Float?
-    @Flag(name: .customLong("tied"), help: "Tie the output projection to the byte embedding.") var tied = false
+    @Option(help: "Dropout rate on the residual branches and the embedding. Default 0.1.") var dropout: Float?
+    @Flag(name: .customLong("tied"), help: "Tie the output projection to the byte embedding (the default).") var tied = false
+    @Flag(name: .customLong("untied"), help: "Give the output projection its own weights.") var untied = false
     @Option(name: .customLong("favor-features"), help: "FAVOR+ random features m. Default 16.") var favorFeatures: Int?
     @Option(help: "Bytes per training segment, T. Default 256.") var context: Int?
     @Option(help: "Segments per step, B. Default 16.") var batch: Int?
@@ -32,7 +34,7 @@ struct LanguageModelRunOptions: ParsableArguments {
     /// The options the user gave, by flag.
     var given: [String] {
         let named: [(String, Bool)] = [("--mixer", mixer != nil), ("--layers", layers != nil), ("--model-size", modelSize != nil),
-            ("--heads", heads != nil), ("--feed-forward", feedForward != nil), ("--dropout", dropout != nil), ("--tied", tied),
+            ("--heads", heads != nil), ("--feed-forward", feedForward != nil), ("--dropout", dropout != nil), ("--tied", tied), ("--untied", untied),
             ("--favor-features", favorFeatures != nil), ("--context", context != nil), ("--batch", batch != nil),
             ("--seed", seed != nil), ("--lr", lr != nil), ("--warmup", warmup != nil), ("--min-lr-factor", minLRFactor != nil),
             ("--clip", clip != nil), ("--eval-every", evalEvery != nil), ("--eval-bytes", evalBytes != nil),
@@ -54,7 +56,9 @@ struct LanguageModelRunOptions: ParsableArguments {
         if let heads { c.heads = heads }
         if let feedForward { c.feedForwardSize = feedForward }
         if let dropout { c.dropout = Double(dropout) }
+        if tied && untied { throw FWError.invalidArgument("--tied and --untied exclude each other") }
         if tied { c.tiedEmbeddings = true }
+        if untied { c.tiedEmbeddings = false }
         if let favorFeatures { c.favorFeatures = favorFeatures }
         return c
     }
@@ -98,10 +102,46 @@ struct TrainLMCommand: ParsableCommand {
     @Option(help: "Read the whole run configuration from this file (as fwp reproduce writes it).") var config: String?
     @Flag(help: "Replace a finished run in --out, but only once this run has succeeded.") var force = false
     @Flag(help: "No progress output on stderr.") var quiet = false
+    @Flag(help: ArgumentHelp("Data-parallel training over MPI: run under mpirun -np N (or srun); each process takes B / N rows of every batch.",
+                             discussion: "Rank 0 alone writes the run folder and the progress line.")) var distributed = false
 
     func run() throws {
+        if distributed { runDistributed() }
+        let (trainer, folder) = try prepare(writer: true)
+        let summary = try folder!.run { dir in try LanguageModelRunner.run(trainer, dir: dir, quiet: quiet) }
+        print(LanguageModelRunner.finalLine(summary))
+    }
+
+    /// Every rank trains; rank 0 writes the folder. An error on any rank
+    /// prints one line naming the rank and ends every rank (`MPI_Abort`).
+    func runDistributed() -> Never {
+        let group: MPIGroup
+        do { group = try MPIGroup.start() } catch { FWP.fail("\(error)") }
+        do {
+            let (trainer, folder) = try prepare(writer: group.rank == 0)
+            try trainer.join(group)
+            if let folder {
+                let summary = try folder.run { dir in
+                    try LanguageModelRunner.run(trainer, dir: dir, quiet: quiet, extra: ["processes": group.size])
+                }
+                try group.barrier()
+                print(LanguageModelRunner.finalLine(summary) + " on \(group.size) processes")
+            } else {
+                try trainer.train()
+                try group.barrier()
+            }
+            group.finish()
+            Glibc.exit(0)
+        } catch {
+            printError("fwp: error: " + CommandLineWords.escaped("\(error)") + (group.size > 1 ? " (rank \(group.rank) of \(group.size))" : ""))
+            group.abort(code: 2)
+        }
+    }
+
+    /// The trainer, and the run folder when this process writes one.
+    func prepare(writer: Bool) throws -> (LanguageModelTrainer, RunFolder?) {
         let trainer: LanguageModelTrainer
-        let folder: RunFolder
+        var folder: RunFolder?
         if let resume {
             let conflicting = (data != nil ? ["--data"] : []) + options.given + (force ? ["--force"] : [])
                 + (config != nil ? ["--config"] : [])
@@ -109,16 +149,15 @@ struct TrainLMCommand: ParsableCommand {
                 throw FWError.invalidArgument("\(first) cannot be combined with --resume (the checkpoint's configuration is used; only --steps and --out may change)")
             }
             trainer = try LanguageModelTrainer(resumingFrom: resume, maxSteps: steps)
-            folder = try RunFolder.resumedRun(checkpoint: resume, out: out)
+            if writer { folder = try RunFolder.resumedRun(checkpoint: resume, out: out) }
         } else {
             let c = try newRunConfig()
             let dir = out ?? "runs/lm-\(c.model.mixer.rawValue)\(c.mode == .carry ? "-carry" : "")"
-            try RunFolder.checkNewRun(dir, force: force)
+            if writer { try RunFolder.checkNewRun(dir, force: force) }
             trainer = try LanguageModelTrainer(config: c)
-            folder = try RunFolder.newRun(dir, force: force)
+            if writer { folder = try RunFolder.newRun(dir, force: force) }
         }
-        let summary = try folder.run { dir in try LanguageModelRunner.run(trainer, dir: dir, quiet: quiet) }
-        print(LanguageModelRunner.finalLine(summary))
+        return (trainer, folder)
     }
 
     /// The configuration of a new run: from --config, or from the options.
@@ -144,7 +183,7 @@ enum LanguageModelRunner {
     static func path(_ dir: String, _ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
 
     /// Trains to the end, logging into `dir`; returns the summary.
-    static func run(_ trainer: LanguageModelTrainer, dir: String, quiet: Bool) throws -> [String: Any] {
+    static func run(_ trainer: LanguageModelTrainer, dir: String, quiet: Bool, extra: [String: Any] = [:]) throws -> [String: Any] {
         trainer.log = try RunLog(csvPath: path(dir, "log.csv"), columns: LanguageModelTrainer.logColumns)
         trainer.checkpointPath = path(dir, "checkpoint.safetensors")
         let terminal = isatty(STDERR_FILENO) != 0
@@ -162,7 +201,7 @@ enum LanguageModelRunner {
         try trainer.writeCheckpoint(to: path(dir, "checkpoint.safetensors"))
         let valid = try trainer.evaluateBest(split: "valid")
         let test = try trainer.evaluateBest(split: "test")
-        let summary = trainer.summary(valid: valid, test: test)
+        let summary = trainer.summary(valid: valid, test: test).merging(extra) { _, new in new }
         try RunLog.writeSummary(summary, to: path(dir, "summary.json"))
         return summary
     }

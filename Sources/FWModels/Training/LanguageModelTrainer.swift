@@ -82,6 +82,8 @@ public final class LanguageModelTrainer {
     public var reporter: ProgressReporter?
     /// Called after every evaluation.
     public var onEvaluation: ((LanguageModelRecord) -> Void)?
+    /// The data-parallel run this process trains in (nil: alone); see `join(_:)`.
+    public private(set) var group: DataParallelGroup?
 
     /// ln 2: nats per bit.
     static let ln2 = 0.6931471805599453
@@ -187,11 +189,7 @@ public final class LanguageModelTrainer {
             let step = progress.step + 1
             store.zeroGradients()
             let rate = schedule.rate(base: config.learningRate, step: optimizer.step)
-            let r = try FiniteCheck.atStep(step) {
-                try model.lossAndGradients(tokens: batch.tokens, targets: batch.targets, batchSize: config.batchSize,
-                                           state: config.mode == .carry ? carried : nil,
-                                           store: &store, training: true, rng: &rng)
-            }
+            let r = try FiniteCheck.atStep(step) { try lossAndGradients(batch) }
             try FiniteCheck.loss(r.loss, step: step)
             if config.clipNorm > 0 { store.clipGradients(maxNorm: config.clipNorm) }
             try FiniteCheck.store(store, step: step, values: false, gradients: true)
@@ -215,6 +213,72 @@ public final class LanguageModelTrainer {
             }
         }
         if isFinished { reporter?.finish() }
+    }
+
+    /// Joins a data-parallel run of `group.size` processes (each one a
+    /// trainer made from the same configuration, data and seed, or resumed
+    /// from the same checkpoint). From then on every step takes the global
+    /// batch the sampler draws, computes this rank's `B / size` rows of it,
+    /// and sums the gradients over the ranks:
+    ///
+    /// ```
+    /// g = (1 / size) sum over ranks r of g_r,   g_r = grad of the mean loss over rank r's rows
+    ///   = grad of the mean loss over all B rows             (equal shares)
+    /// ```
+    ///
+    /// so every rank takes the same clipped Adam step as one process would
+    /// (to fp32 rounding of the sum). Dropout masks and FAVOR+ features are
+    /// drawn per rank (from one shared draw per step and the rank), so with
+    /// dropout or FAVOR+ a run is the same in distribution, not in bits.
+    ///
+    /// - Throws: `FWError.invalidArgument` when B is not a multiple of the
+    ///   process count, for carried state (not supported yet), or when the
+    ///   ranks disagree on configuration, data, parameters or step.
+    public func join(_ group: DataParallelGroup) throws {
+        guard config.batchSize % group.size == 0 else {
+            throw FWError.invalidArgument("--batch \(config.batchSize) does not split over \(group.size) processes: use a multiple of \(group.size)")
+        }
+        guard config.mode == .truncated || group.size == 1 else {
+            throw FWError.invalidArgument("data-parallel training carries no fast weights yet: --carry-state needs one process")
+        }
+        var shared = config
+        shared.data = ""   // the folder may be spelled differently on each machine; its bytes may not
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var fingerprint = Fingerprint.of(try encoder.encode(shared))
+        fingerprint = Fingerprint.of(corpus.train.bytes, seed: fingerprint)
+        fingerprint = Fingerprint.of(withUnsafeBytes(of: progress.step) { Array($0) }, seed: fingerprint)
+        fingerprint ^= Fingerprint.of(store.values) &* 31
+        guard try group.allAgree(fingerprint) else {
+            throw FWError.invalidArgument("the \(group.size) processes of this run differ in configuration, training data, step or parameters "
+                                          + "(rank \(group.rank)): start every rank with the same options, files and checkpoint")
+        }
+        self.group = group
+    }
+
+    /// This step's mean loss and gradients: of the whole batch alone, or of
+    /// this rank's rows summed over the group (see `join(_:)`).
+    private func lossAndGradients(_ batch: ByteWindowSampler.Batch) throws -> (loss: Float, count: Int, state: LanguageModelState) {
+        guard let group, group.size > 1 else {
+            return try model.lossAndGradients(tokens: batch.tokens, targets: batch.targets, batchSize: config.batchSize,
+                                              state: config.mode == .carry ? carried : nil,
+                                              store: &store, training: true, rng: &rng)
+        }
+        let rows = config.batchSize / group.size
+        let span = rows * config.context
+        let mine = (group.rank * span)..<((group.rank + 1) * span)
+        var local = SeededRNG(seed: rng.next() ^ (UInt64(group.rank) &* 0x9E37_79B9_7F4A_7C15))
+        let r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
+                                           state: nil, store: &store, training: true, rng: &local)
+        let n = store.count
+        let scale = 1 / Float(group.size)
+        try store.withPointers { p in
+            let g = UnsafeMutableBufferPointer(start: p.gradients, count: n)
+            try group.allReduceSum(g)
+            for i in 0..<n { g[i] *= scale }
+        }
+        let sums = try group.allReduceSum([Double(r.loss) * Double(r.count), Double(r.count)])
+        return (Float(sums[0] / sums[1]), Int(sums[1]), r.state)
     }
 
     /// Periodic validation; updates the best parameters, the log and the checkpoint.

@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMPI
+import FWCore
+import FWModels
+
+/// The ranks of `MPI_COMM_WORLD` as a `DataParallelGroup`: the processes
+/// `mpirun -np N` (or `srun`) started, one model replica each.
+///
+/// MPI errors come back as `FWError.invalidArgument` naming the call
+/// (the communicator's error handler is set to `MPI_ERRORS_RETURN`), so a
+/// rank can print one line and then `abort` the whole run; a rank that dies
+/// makes the launcher end the others. One group per process: `start()`
+/// calls `MPI_Init`, `finish()` `MPI_Finalize`.
+public final class MPIGroup: DataParallelGroup {
+    public let rank: Int
+    public let size: Int
+    private let comm: MPI_Comm
+
+    /// Whether this process was started by an MPI launcher (Open MPI's or
+    /// PMI's rank variable is set). Without one, `start()` makes a group of one.
+    public static var launchedByMPI: Bool {
+        ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"].contains { (name: String) in getenv(name) != nil }
+    }
+
+    /// Initialises MPI (`MPI_Init`) and returns the world group.
+    public static func start() throws -> MPIGroup {
+        var initialised: Int32 = 0
+        MPI_Initialized(&initialised)
+        if initialised == 0 {
+            try check(MPI_Init(nil, nil), "MPI_Init")
+        }
+        guard let comm = fw_mpi_comm_world() else { throw FWError.invalidArgument("MPI_COMM_WORLD is null") }
+        try check(MPI_Comm_set_errhandler(comm, fw_mpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank")
+        try check(MPI_Comm_size(comm, &s), "MPI_Comm_size")
+        return MPIGroup(comm: comm, rank: Int(r), size: Int(s))
+    }
+
+    private init(comm: MPI_Comm, rank: Int, size: Int) {
+        self.comm = comm
+        self.rank = rank
+        self.size = size
+    }
+
+    /// `MPI_Finalize` (call once, after the last collective).
+    public func finish() {
+        MPI_Finalize()
+    }
+
+    /// Ends every process of the run with `code` (`MPI_Abort`).
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(comm, code)
+        exit(code)
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        // MPI counts are Int32: reduce in pieces of at most 2^30 numbers.
+        var offset = 0
+        while offset < buffer.count {
+            let n = min(buffer.count - offset, 1 << 30)
+            try Self.check(MPI_Allreduce(fw_mpi_in_place(), buffer.baseAddress! + offset, Int32(n), fw_mpi_float(), fw_mpi_sum(), comm),
+                           "MPI_Allreduce of \(n) floats")
+            offset += n
+        }
+    }
+
+    public func allReduceSum(_ values: [Double]) throws -> [Double] {
+        var out = values
+        if out.isEmpty { return out }
+        try out.withUnsafeMutableBufferPointer { p in
+            try Self.check(MPI_Allreduce(fw_mpi_in_place(), p.baseAddress!, Int32(p.count), fw_mpi_double(), fw_mpi_sum(), comm),
+                           "MPI_Allreduce of \(p.count) doubles")
+        }
+        return out
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let n = min(buffer.count - offset, 1 << 30)
+            try Self.check(MPI_Bcast(buffer.baseAddress! + offset, Int32(n), fw_mpi_float(), 0, comm), "MPI_Bcast of \(n) floats")
+            offset += n
+        }
+    }
+
+    public func allAgree(_ value: UInt64) throws -> Bool {
+        var v = value, low: UInt64 = 0, high: UInt64 = 0
+        try Self.check(MPI_Allreduce(&v, &low, 1, fw_mpi_uint64(), fw_mpi_min(), comm), "MPI_Allreduce (min)")
+        try Self.check(MPI_Allreduce(&v, &high, 1, fw_mpi_uint64(), fw_mpi_max(), comm), "MPI_Allreduce (max)")
+        return low == high
+    }
+
+    public func barrier() throws {
+        try Self.check(MPI_Barrier(comm), "MPI_Barrier")
+    }
+
+    /// Throws unless `code` is `MPI_SUCCESS`, with MPI's own words for it.
+    static func check(_ code: Int32, _ call: String) throws {
+        if code == MPI_SUCCESS { return }
+        var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        let words = text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        throw FWError.invalidArgument("\(call) failed: \(words) (MPI error \(code))")
+    }
+}

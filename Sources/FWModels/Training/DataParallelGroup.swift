@@ -1,0 +1,39 @@
+/// The processes of a data-parallel run, as a trainer needs them: every
+/// process holds the whole model, computes the gradients of its share of
+/// each global batch, and the shares are summed before the optimiser step.
+///
+/// `FWDistributed.MPIGroup` implements it over MPI; the core library never
+/// links MPI. Every call is collective: all `size` processes make the same
+/// calls in the same order, and every rank gets the same result.
+public protocol DataParallelGroup: AnyObject {
+    /// This process, `0..<size`; rank 0 alone writes logs and checkpoints.
+    var rank: Int { get }
+    /// The number of processes.
+    var size: Int { get }
+
+    /// `buffer[i] <- sum over the ranks of buffer[i]`, in place, the same bits on every rank.
+    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// The elementwise sum over the ranks of `values` (loss sums, counts).
+    func allReduceSum(_ values: [Double]) throws -> [Double]
+    /// Rank 0's `buffer` on every rank.
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Whether every rank passed the same `value` (min == max over the ranks).
+    func allAgree(_ value: UInt64) throws -> Bool
+    /// Waits for every rank.
+    func barrier() throws
+}
+
+/// FNV-1a over bytes: the fingerprint that data-parallel ranks compare
+/// (configuration, corpus, parameters) before they train together.
+public enum Fingerprint {
+    public static func of<S: Sequence>(_ bytes: S, seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 where S.Element == UInt8 {
+        var h = seed
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return h
+    }
+
+    /// The fingerprint of Float32 values (their bit patterns).
+    public static func of(_ values: [Float]) -> UInt64 {
+        values.withUnsafeBytes { of($0) }
+    }
+}
