@@ -36,11 +36,11 @@ all: build
 
 # Installs libopenblas-dev and liblapacke-dev when missing (apt-get update once).
 deps:
-	@if ! dpkg -s libopenblas-dev >/dev/null 2>&1 || ! dpkg -s liblapacke-dev >/dev/null 2>&1; then \
-	  echo "make: installing libopenblas-dev liblapacke-dev"; \
+	@if ! dpkg -s libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin >/dev/null 2>&1; then \
+	  echo "make: installing libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin"; \
 	  SUDO=""; if [ "$$(id -u)" != "0" ]; then SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopenblas-dev liblapacke-dev; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libopenblas-dev liblapacke-dev libopenmpi-dev openmpi-bin; \
 	fi
 
 build: deps

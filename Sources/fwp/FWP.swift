@@ -19,7 +19,7 @@ struct FWP: ParsableCommand {
             When OpenBLAS picks kernels older than the CPU, fwp re-runs itself with a \
             matching OPENBLAS_CORETYPE and says so on stderr; FWP_KEEP_BLAS_CORE=1 turns that off.
             """,
-        subcommands: [OpCommand.self, BenchCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, GenerateCommand.self, ReproduceCommand.self])
+        subcommands: [OpCommand.self, BenchCommand.self, DataCommand.self, TrainCommand.self, EvalCommand.self, GenerateCommand.self, ReproduceCommand.self, MPICheckCommand.self])
 
     static func main() {
         if let text = ThreadOwnership.requestedWorkers, ThreadOwnership.parseWorkerCount(text) == nil {
