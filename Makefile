@@ -1,7 +1,8 @@
 # fastweights: make demo | make test | make bench | make build
 #
-# Every target first makes sure the two Debian packages the engine links
-# (OpenBLAS and LAPACKE) are installed, so a fresh machine needs nothing else.
+# Every target first makes sure the Debian packages fwp links are installed
+# (OpenBLAS and LAPACKE for the engine; Open MPI for --distributed and its
+# tests), so a fresh machine needs nothing else.
 
 SHELL      := /bin/bash
 SWIFT      ?= swift
