@@ -25,6 +25,11 @@ public struct BenchRow: Codable, Sendable {
     public var sgemm_peak_gflops: Double
     /// `gflops / sgemm_peak_gflops`.
     public var peak_fraction: Double
+    /// The machine's limit: the same run's sgemm at n = 1024 on every worker
+    /// thread at once (set by `fwp bench` for every row).
+    public var machine_peak_gflops: Double = 0
+    /// `gflops / machine_peak_gflops`.
+    public var machine_peak_fraction: Double = 0
     /// Peak resident memory of the process during the measured pass, MiB.
     public var peak_rss_mib: Double
     /// `openblas_get_corename()`.

@@ -43,6 +43,9 @@ struct BenchCommand: ParsableCommand {
             peaks1[n] = p
             return p
         }
+        // The machine's limit, beside every row's own-size peak.
+        let machinePeak = Measure.sgemmPeak(n: Self.machinePeakSize, threads: threads)
+        log(String(format: "fwp bench: machine peak (sgemm n=%d on %d threads): %.1f GFLOP/s", Self.machinePeakSize, threads, machinePeak))
         var rows: [BenchRow] = []
         if !decode {
             try measureOps(into: &rows, peak: peak, threads: threads)
@@ -53,7 +56,12 @@ struct BenchCommand: ParsableCommand {
             log(String(format: "[%d/%d] decode %@ context %d: %.0f tokens/s", i + 1, decodeCases.count, row.algo, row.T, row.tokens_per_s))
             rows.append(row)
         }
+        for i in rows.indices {
+            rows[i].machine_peak_gflops = machinePeak
+            rows[i].machine_peak_fraction = rows[i].gflops / machinePeak
+        }
         print(BenchTable.text(rows))
+        print(String(format: "peak: this run's sgemm at the row's size class and threads; of machine: of %.1f GFLOP/s, sgemm n=%d on %d threads", machinePeak, Self.machinePeakSize, threads))
         print("")
         if !decode { print(FWPBenchmarks.crossoverSummary(rows)) }
         print(DecodeBenchmarks.crossoverSummary(rows))
@@ -63,6 +71,9 @@ struct BenchCommand: ParsableCommand {
             if let markdown { try tx.stage(Array(BenchTable.markdown(rows).utf8), to: markdown) }
         }
     }
+
+    /// n of the machine-peak sgemm.
+    static let machinePeakSize = 1024
 
     /// The longest sequence `--T` may ask for.
     static let maxT = 1 << 20
