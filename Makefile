@@ -11,7 +11,7 @@ RELEASE    = -c release
 FWP_REL    = .build/release/fwp
 RESULTS   ?= results
 
-.PHONY: all build test bench demo deps pydeps clean
+.PHONY: all build test bench bench-peers demo deps pydeps clean
 
 # The main command: the quick reproductions of both papers into one folder,
 # $(RESULTS)/demo: Ba et al. 2016's associative retrieval table (R = 20, 15k
@@ -74,6 +74,17 @@ bench: deps
 	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS) --product fwp
 	@mkdir -p $(RESULTS)
 	$(FWP_REL) bench --json $(RESULTS)/bench.json
+
+# The peers beside us: JAX (installed with pip on demand) and a NumPy loop,
+# at the bench shapes, in the same run as fwp bench; the ratio table on stdout
+# and in $(RESULTS)/peers.{json,md}.
+bench-peers: deps
+	@python3 -c "import jax, numpy" >/dev/null 2>&1 || { echo "make: installing jax[cpu] numpy (pip)"; python3 -m pip install -q --root-user-action=ignore "jax[cpu]" numpy; }
+	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS) --product fwp
+	@mkdir -p $(RESULTS)
+	$(FWP_REL) bench --json $(RESULTS)/bench.json > $(RESULTS)/bench.txt
+	python3 Benchmarks/Peers/jax_fwp.py --out $(RESULTS)/peers-raw.json
+	python3 Benchmarks/Peers/compare.py $(RESULTS)/bench.json $(RESULTS)/peers-raw.json --markdown $(RESULTS)/peers.md --json $(RESULTS)/peers.json
 
 clean:
 	rm -rf .build $(RESULTS)
