@@ -50,6 +50,15 @@ struct BenchCommand: ParsableCommand {
         if !decode {
             try measureOps(into: &rows, peak: peak, threads: threads)
         }
+        if !decode && !quick {
+            let stepCases = LanguageModelStepBenchmarks.standardCases()
+            for (i, c) in stepCases.enumerated() {
+                let row = try LanguageModelStepBenchmarks.run(c, peak: peak(c.modelSize))
+                log(String(format: "[%d/%d] LM training step %@: %.0f tokens/s, %.1f GFLOP/s", i + 1, stepCases.count, row.algo,
+                           row.tokens_per_s, row.gflops))
+                rows.append(row)
+            }
+        }
         let decodeCases = DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
         for (i, c) in decodeCases.enumerated() {
             let row = try ThreadOwnership.withBLASThreads(1) { try DecodeBenchmarks.run(c, peak: peak1(c.modelSize)) }
