@@ -83,8 +83,9 @@ bench-peers: deps
 	$(SWIFT) build $(RELEASE) $(BUILD_FLAGS) --product fwp
 	@mkdir -p $(RESULTS)
 	$(FWP_REL) bench --json $(RESULTS)/bench.json > $(RESULTS)/bench.txt
-	python3 Benchmarks/Peers/jax_fwp.py --out $(RESULTS)/peers-raw.json
-	python3 Benchmarks/Peers/compare.py $(RESULTS)/bench.json $(RESULTS)/peers-raw.json --markdown $(RESULTS)/peers.md --json $(RESULTS)/peers.json
+	python3 Benchmarks/Peers/jax_fwp.py --out $(RESULTS)/peers-ops.json
+	python3 Benchmarks/Peers/jax_lm_step.py --out $(RESULTS)/peers-lm.json
+	python3 Benchmarks/Peers/compare.py $(RESULTS)/bench.json $(RESULTS)/peers-ops.json $(RESULTS)/peers-lm.json --markdown $(RESULTS)/peers.md --json $(RESULTS)/peers.json
 
 clean:
 	rm -rf .build $(RESULTS)

@@ -1,11 +1,12 @@
 """The ratio table of `make bench-peers`: fastweights (`fwp bench --json`)
 against the JAX and NumPy peers (`jax_fwp.py`) measured in the same run.
 
-    python3 Benchmarks/Peers/compare.py results/bench.json results/peers.json [--markdown OUT.md] [--json OUT.json]
+    python3 Benchmarks/Peers/compare.py results/bench.json PEERS.json... [--markdown OUT.md] [--json OUT.json]
 
 For every op, d and pass: the best tokens/s of each side over its forms
 (fastweights: recurrent, chunked 32/64; JAX: lax.scan, chunked 64), the
-ratio, and the NumPy token loop (forward only).
+ratio, and the NumPy token loop (forward only); then the LM training step
+per mixer (op lm-step).
 """
 import argparse
 import json
@@ -15,18 +16,30 @@ import os
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bench")
-    ap.add_argument("peers")
+    ap.add_argument("peers", nargs="+", help="jax_fwp.py and jax_lm_step.py outputs")
     ap.add_argument("--markdown")
     ap.add_argument("--json")
     a = ap.parse_args()
     ours = json.load(open(a.bench))
-    peers = json.load(open(a.peers))
+    files = [json.load(open(p)) for p in a.peers]
+    peers = dict(meta=files[0]["meta"], rows=[r for f in files for r in f["rows"]])
     rows = []
     keys = sorted({(p["op"], p["d"], p["pass"], p["B"], p["H"], p["T"]) for p in peers["rows"] if p["peer"] == "jax"},
-                  key=lambda k: (k[1], k[0] != "delta", k[2]))
+                  key=lambda k: (k[0] == "lm-step", k[1], k[0], k[2]))
     for op, d, pas, B, H, T in keys:
         mine = [r for r in ours if r["op"] == op and r["dk"] == d and r["pass"] == pas and r["B"] == B and r["H"] == H and r["T"] == T]
         jax = [p for p in peers["rows"] if p["peer"] == "jax" and p["op"] == op and p["d"] == d and p["pass"] == pas]
+        if op == "lm-step":  # one row per mixer: pair them by mixer
+            for j in jax:
+                mine_m = [r for r in mine if r["algo"] == j["algo"]]
+                if mine_m:
+                    r = mine_m[0]
+                    rows.append(dict(op=f"lm-step {j['algo']}", d=d, **{"pass": pas}, B=B, H=H, T=T,
+                                     fastweights_tokens_per_s=r["tokens_per_s"], fastweights_algo=j["algo"],
+                                     machine_peak_fraction=r.get("machine_peak_fraction"),
+                                     jax_tokens_per_s=j["tokens_per_s"], jax_algo=j["algo"],
+                                     ratio=r["tokens_per_s"] / j["tokens_per_s"], numpy_tokens_per_s=None))
+            continue
         numpy = [p for p in peers["rows"] if p["peer"] == "numpy" and p["op"] == op and p["d"] == d and p["pass"] == pas]
         if not mine or not jax:
             continue
