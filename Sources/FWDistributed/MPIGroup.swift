@@ -77,6 +77,21 @@ public final class MPIGroup: DataParallelGroup {
         return out
     }
 
+    public func allGather(_ local: [Float]) throws -> [Float] {
+        guard local.count * size <= Int(Int32.max) else {
+            throw FWError.invalidArgument("MPI_Allgather of \(size) x \(local.count) floats is beyond MPI's Int32 counts")
+        }
+        var all = [Float](repeating: 0, count: local.count * size)
+        if local.isEmpty { return all }
+        try local.withUnsafeBufferPointer { l in
+            try all.withUnsafeMutableBufferPointer { a in
+                try Self.check(MPI_Allgather(l.baseAddress!, Int32(l.count), fw_mpi_float(), a.baseAddress!, Int32(l.count), fw_mpi_float(), comm),
+                               "MPI_Allgather of \(l.count) floats")
+            }
+        }
+        return all
+    }
+
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         var offset = 0
         while offset < buffer.count {

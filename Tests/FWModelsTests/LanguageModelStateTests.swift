@@ -183,4 +183,21 @@ final class LanguageModelStateTests: XCTestCase {
         XCTAssertEqual(fromEmpty.state, good)
         XCTAssertEqual(good.byteCount, 2 * (2 * 2 * 4 * 4 + 2 * 2 * 4) * 4)
     }
+
+    /// A data-parallel rank's rows, and the whole state joined back from the ranks' rows.
+    func testRowsAndJoiningRoundTrip() throws {
+        var c = LanguageModelConfig(mixer: .linear)
+        c.layers = 2; c.modelSize = 8; c.heads = 2; c.feedForwardSize = 16
+        var s = try LanguageModelState.empty(config: c, batchSize: 6)
+        var rng = SeededRNG(seed: 4)
+        s.fastWeights = s.fastWeights.map { rng.normalTensor($0.shape) }
+        s.keySums = s.keySums.map { rng.normalTensor($0.shape) }
+        s.position = 12
+        let shares = [s.rows(0..<2), s.rows(2..<4), s.rows(4..<6)]
+        XCTAssertEqual(shares[1].batchSize, 2)
+        XCTAssertEqual(shares[1].fastWeights[0][0, 1, 2, 3], s.fastWeights[0][2, 1, 2, 3])
+        XCTAssertEqual(shares[2].keySums[1][1, 0, 3], s.keySums[1][5, 0, 3])
+        let joined = LanguageModelState.joining(shares.flatMap(\.flattened), shares: 3, like: shares[0])
+        XCTAssertEqual(joined, s)
+    }
 }

@@ -91,9 +91,26 @@ final class DistributedTrainingTests: XCTestCase {
     /// fp32 sum, so after 30 Adam steps the loss agrees to 1e-5 relative and
     /// every parameter to 1e-4 absolute (the issue asks 1e-3 for the loss).
     func testTwoRanksMatchOneProcess() throws {
-        let one = try cli.run(["train", "lm"] + tiny + ["--out", "one"])
+        try assertTwoRanksMatchOneProcess(tiny)
+        // The distributed run resumes on a different number of processes (one, here).
+        let resumed = try cli.run(["train", "lm", "--resume", "two/checkpoint.safetensors", "--steps", "40", "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(try json("two/summary.json")["steps"] as? Int, 40)
+    }
+
+    /// The same with the fast weights (and the denominator's key sums) carried
+    /// across segments: each rank carries its rows, every rank keeps the whole
+    /// state, and the checkpoint's carried state matches one process's too.
+    func testTwoRanksMatchOneProcessWithCarriedState() throws {
+        var carried = tiny
+        carried[carried.firstIndex(of: "--mixer")! + 1] = "linear"
+        try assertTwoRanksMatchOneProcess(carried + ["--carry-state"], expectState: true)
+    }
+
+    func assertTwoRanksMatchOneProcess(_ args: [String], expectState: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+        let one = try cli.run(["train", "lm"] + args + ["--out", "one"])
         XCTAssertEqual(one.status, 0, one.err)
-        let two = try mpi([(2, ["train", "lm"] + tiny + ["--distributed", "--out", "two"])])
+        let two = try mpi([(2, ["train", "lm"] + args + ["--distributed", "--out", "two"])])
         XCTAssertFalse(two.timedOut, "mpirun hung: \(two.err)")
         XCTAssertEqual(two.status, 0, two.err)
         XCTAssertTrue(two.out.contains("on 2 processes"), two.out)
@@ -114,12 +131,8 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertEqual(x.count, y.count, name)
             for i in 0..<min(x.count, y.count) { worst = max(worst, abs(x[i] - y[i])) }
         }
-        XCTAssertLessThanOrEqual(worst, 1e-4, "largest parameter difference, 1 process vs 2 ranks")
-
-        // The distributed run resumes on a different number of processes (one, here).
-        let resumed = try cli.run(["train", "lm", "--resume", "two/checkpoint.safetensors", "--steps", "40", "--quiet"])
-        XCTAssertEqual(resumed.status, 0, resumed.err)
-        XCTAssertEqual(try json("two/summary.json")["steps"] as? Int, 40)
+        XCTAssertLessThanOrEqual(worst, 1e-4, "largest parameter difference, 1 process vs 2 ranks", file: file, line: line)
+        XCTAssertEqual(pa.keys.contains { $0.hasPrefix("extra.state.") }, expectState, "carried state in the checkpoint", file: file, line: line)
     }
 
     /// The all-reduce against a serial Float64 sum, with three ranks (so the fp32 sum rounds).

@@ -15,6 +15,8 @@ public protocol DataParallelGroup: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// The elementwise sum over the ranks of `values` (loss sums, counts).
     func allReduceSum(_ values: [Double]) throws -> [Double]
+    /// Every rank's `local` (the same count on every rank), back to back in rank order, on every rank.
+    func allGather(_ local: [Float]) throws -> [Float]
     /// Rank 0's `buffer` on every rank.
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// Whether every rank passed the same `value` (min == max over the ranks).

@@ -231,15 +231,16 @@ public final class LanguageModelTrainer {
     /// drawn per rank (from one shared draw per step and the rank), so with
     /// dropout or FAVOR+ a run is the same in distribution, not in bits.
     ///
+    /// With `--carry-state` each rank reads its rows' streams from its rows
+    /// of the carried state, and every rank then holds the whole new state
+    /// (an all-gather of the rows), so checkpoints are those of one process.
+    ///
     /// - Throws: `FWError.invalidArgument` when B is not a multiple of the
-    ///   process count, for carried state (not supported yet), or when the
-    ///   ranks disagree on configuration, data, parameters or step.
+    ///   process count, or when the ranks disagree on configuration, data,
+    ///   parameters, carried state or step.
     public func join(_ group: DataParallelGroup) throws {
         guard config.batchSize % group.size == 0 else {
             throw FWError.invalidArgument("--batch \(config.batchSize) does not split over \(group.size) processes: use a multiple of \(group.size)")
-        }
-        guard config.mode == .truncated || group.size == 1 else {
-            throw FWError.invalidArgument("data-parallel training carries no fast weights yet: --carry-state needs one process")
         }
         var shared = config
         shared.data = ""   // the folder may be spelled differently on each machine; its bytes may not
@@ -249,6 +250,7 @@ public final class LanguageModelTrainer {
         fingerprint = Fingerprint.of(corpus.train.bytes, seed: fingerprint)
         fingerprint = Fingerprint.of(withUnsafeBytes(of: progress.step) { Array($0) }, seed: fingerprint)
         fingerprint ^= Fingerprint.of(store.values) &* 31
+        if let carried { fingerprint ^= Fingerprint.of(carried.flattened) &* 131 }
         guard try group.allAgree(fingerprint) else {
             throw FWError.invalidArgument("the \(group.size) processes of this run differ in configuration, training data, step or parameters "
                                           + "(rank \(group.rank)): start every rank with the same options, files and checkpoint")
@@ -268,8 +270,10 @@ public final class LanguageModelTrainer {
         let span = rows * config.context
         let mine = (group.rank * span)..<((group.rank + 1) * span)
         var local = SeededRNG(seed: rng.next() ^ (UInt64(group.rank) &* 0x9E37_79B9_7F4A_7C15))
+        let myRows = (group.rank * rows)..<((group.rank + 1) * rows)
+        let state = config.mode == .carry ? carried?.rows(myRows) : nil
         let r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
-                                           state: nil, store: &store, training: true, rng: &local)
+                                           state: state, store: &store, training: true, rng: &local)
         let n = store.count
         let scale = 1 / Float(group.size)
         try store.withPointers { p in
@@ -278,7 +282,10 @@ public final class LanguageModelTrainer {
             for i in 0..<n { g[i] *= scale }
         }
         let sums = try group.allReduceSum([Double(r.loss) * Double(r.count), Double(r.count)])
-        return (Float(sums[0] / sums[1]), Int(sums[1]), r.state)
+        // carry: every rank keeps the whole state (its rows from each rank), as one process would.
+        let whole = config.mode == .carry
+            ? LanguageModelState.joining(try group.allGather(r.state.flattened), shares: group.size, like: r.state) : r.state
+        return (Float(sums[0] / sums[1]), Int(sums[1]), whole)
     }
 
     /// Periodic validation; updates the best parameters, the log and the checkpoint.
