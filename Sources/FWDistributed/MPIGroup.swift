@@ -17,6 +17,8 @@ public final class MPIGroup: DataParallelGroup {
     public let rank: Int
     public let size: Int
     private let comm: MPI_Comm
+    /// The reductions started and not yet waited for.
+    private var started: [MPI_Request?] = []
 
     /// Whether this process was started by an MPI launcher (Open MPI's or
     /// PMI's rank variable is set). Without one, `start()` makes a group of one.
@@ -65,6 +67,30 @@ public final class MPIGroup: DataParallelGroup {
                            "MPI_Allreduce of \(n) floats")
             offset += n
         }
+    }
+
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let n = min(buffer.count - offset, 1 << 30)
+            var request: MPI_Request? = nil
+            try Self.check(MPI_Iallreduce(fw_mpi_in_place(), buffer.baseAddress! + offset, Int32(n), fw_mpi_float(), fw_mpi_sum(), comm, &request),
+                           "MPI_Iallreduce of \(n) floats")
+            started.append(request)
+            offset += n
+        }
+    }
+
+    public func progressStarted() throws {
+        if started.isEmpty { return }
+        var done: Int32 = 0
+        try Self.check(MPI_Testall(Int32(started.count), &started, &done, nil), "MPI_Testall")
+    }
+
+    public func waitForStarted() throws {
+        if started.isEmpty { return }
+        defer { started.removeAll(keepingCapacity: true) }
+        try Self.check(MPI_Waitall(Int32(started.count), &started, nil), "MPI_Waitall")
     }
 
     public func allReduceSum(_ values: [Double]) throws -> [Double] {

@@ -104,8 +104,12 @@ struct TrainLMCommand: ParsableCommand {
     @Flag(help: "No progress output on stderr.") var quiet = false
     @Flag(help: ArgumentHelp("Data-parallel training over MPI: run under mpirun -np N (or srun); each process takes B / N rows of every batch.",
                              discussion: "Rank 0 alone writes the run folder and the progress line.")) var distributed = false
+    @Flag(name: .customLong("single-allreduce"),
+          help: "With --distributed: sum the gradients in one all-reduce after the backward (default: per-block buckets started during it).")
+    var singleAllReduce = false
 
     func run() throws {
+        if singleAllReduce && !distributed { throw FWError.invalidArgument("--single-allreduce needs --distributed") }
         if distributed { runDistributed() }
         let (trainer, folder) = try prepare(writer: true)
         let summary = try folder!.run { dir in try LanguageModelRunner.run(trainer, dir: dir, quiet: quiet) }
@@ -120,6 +124,7 @@ struct TrainLMCommand: ParsableCommand {
         do {
             let (trainer, folder) = try prepare(writer: group.rank == 0)
             try trainer.join(group)
+            trainer.bucketed = !singleAllReduce
             if let folder {
                 let summary = try folder.run { dir in
                     try LanguageModelRunner.run(trainer, dir: dir, quiet: quiet, extra: ["processes": group.size])

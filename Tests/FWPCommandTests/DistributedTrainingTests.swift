@@ -105,6 +105,10 @@ final class DistributedTrainingTests: XCTestCase {
         var carried = tiny
         carried[carried.firstIndex(of: "--mixer")! + 1] = "linear"
         try assertTwoRanksMatchOneProcess(carried + ["--carry-state"], expectState: true)
+        // One all-reduce after the backward sums the same numbers as the per-block buckets: the same bits.
+        let single = try mpi([(2, ["train", "lm"] + carried + ["--carry-state", "--distributed", "--single-allreduce", "--out", "single"])])
+        XCTAssertEqual(single.status, 0, single.err)
+        XCTAssertEqual(try parameters("single/checkpoint.safetensors"), try parameters("two/checkpoint.safetensors"))
     }
 
     func assertTwoRanksMatchOneProcess(_ args: [String], expectState: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -49,10 +49,12 @@ extension CharLanguageModel {
 
     /// From `dhidden [B, T, D]`: the final LN, the blocks N..1, the dropout
     /// and the scaled embedding scatter-add, accumulating into `store.gradients`.
-    func backward(dhidden: Tensor, cache: Cache, store: inout ParameterStore) throws {
+    func backward(dhidden: Tensor, cache: Cache, store: inout ParameterStore,
+                  blockGradientsReady: ((Int, inout ParameterStore) throws -> Void)? = nil) throws {
         var dx = try finalNorm.backward(dhidden, input: cache.finalInput, saved: cache.finalNorm, store: &store)
-        for (block, blockCache) in zip(blocks, cache.blocks).reversed() {
-            dx = try block.backward(dx, cache: blockCache, store: &store)
+        for l in blocks.indices.reversed() {
+            dx = try blocks[l].backward(dx, cache: cache.blocks[l], store: &store)
+            try blockGradientsReady?(l, &store)
         }
         // The positional encoding's backward is the identity; then Drop' and the factor sqrt(D).
         var de = try dropout.backward(dx, mask: cache.embeddingMask)

@@ -95,8 +95,14 @@ public struct CharLanguageModel: Sendable {
     /// - Throws: `FWError.shapeMismatch` / `.invalidArgument` naming tokens,
     ///   targets or the state; memory beyond the machine's. A failed call
     ///   leaves the gradients as they were.
+    ///
+    /// `blockGradientsReady(l, store)` is called as soon as block l's
+    /// gradients are complete (blocks N-1 down to 0; the embedding, final
+    /// LN and head after the last call), so a data-parallel trainer can
+    /// start summing them across processes while the rest of the backward runs.
     public func lossAndGradients(tokens: [Int32], targets: [Int32], batchSize: Int, state: LanguageModelState?,
-                                 store: inout ParameterStore, training: Bool, rng: inout SeededRNG) throws
+                                 store: inout ParameterStore, training: Bool, rng: inout SeededRNG,
+                                 blockGradientsReady: ((Int, inout ParameterStore) throws -> Void)? = nil) throws
         -> (loss: Float, count: Int, state: LanguageModelState) {
         let (B, T) = try checkTokens(tokens, batchSize: batchSize)
         try checkTargets(targets, B: B, T: T)
@@ -107,7 +113,7 @@ public struct CharLanguageModel: Sendable {
         let out = try SoftmaxCrossEntropy.forward(logits: logits, targets: targets)
         let dlogits = try SoftmaxCrossEntropy.backward(out, targets: targets)      // (probs - onehot) / (B T)
         let dhidden = try headBackward(dlogits, input: pass.hidden, store: &store)
-        try backward(dhidden: dhidden, cache: pass.cache!, store: &store)
+        try backward(dhidden: dhidden, cache: pass.cache!, store: &store, blockGradientsReady: blockGradientsReady)
         return (out.loss, out.count, pass.state)
     }
 

@@ -13,6 +13,14 @@ public protocol DataParallelGroup: AnyObject {
 
     /// `buffer[i] <- sum over the ranks of buffer[i]`, in place, the same bits on every rank.
     func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Starts `allReduceSum(buffer)` and returns at once; the sum is in
+    /// `buffer` after `waitForStarted()`. `buffer` must stay allocated and
+    /// untouched until then. Every rank starts the same reductions in the same order.
+    func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Lets the started reductions progress without waiting (call it between pieces of work).
+    func progressStarted() throws
+    /// Waits until every started reduction is complete.
+    func waitForStarted() throws
     /// The elementwise sum over the ranks of `values` (loss sums, counts).
     func allReduceSum(_ values: [Double]) throws -> [Double]
     /// Every rank's `local` (the same count on every rank), back to back in rank order, on every rank.

@@ -84,6 +84,11 @@ public final class LanguageModelTrainer {
     public var onEvaluation: ((LanguageModelRecord) -> Void)?
     /// The data-parallel run this process trains in (nil: alone); see `join(_:)`.
     public private(set) var group: DataParallelGroup?
+    /// The gradient buckets of a data-parallel run (nil: alone, or `bucketed` off).
+    private var buckets: GradientBuckets?
+    /// Whether a data-parallel step sums its gradients in per-block buckets
+    /// started during the backward (default), or in one all-reduce after it.
+    public var bucketed = true
 
     /// ln 2: nats per bit.
     static let ln2 = 0.6931471805599453
@@ -256,6 +261,7 @@ public final class LanguageModelTrainer {
                                           + "(rank \(group.rank)): start every rank with the same options, files and checkpoint")
         }
         self.group = group
+        buckets = GradientBuckets(store: store, layers: config.model.layers)
     }
 
     /// This step's mean loss and gradients: of the whole batch alone, or of
@@ -272,14 +278,22 @@ public final class LanguageModelTrainer {
         var local = SeededRNG(seed: rng.next() ^ (UInt64(group.rank) &* 0x9E37_79B9_7F4A_7C15))
         let myRows = (group.rank * rows)..<((group.rank + 1) * rows)
         let state = config.mode == .carry ? carried?.rows(myRows) : nil
-        let r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
+        let r: (loss: Float, count: Int, state: LanguageModelState)
+        if bucketed, let buckets {
+            r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
+                                           state: state, store: &store, training: true, rng: &local,
+                                           blockGradientsReady: { l, store in try buckets.start(block: l, from: store, in: group) })
+            try buckets.finish(into: &store, in: group)
+        } else {
+            r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
                                            state: state, store: &store, training: true, rng: &local)
-        let n = store.count
-        let scale = 1 / Float(group.size)
-        try store.withPointers { p in
-            let g = UnsafeMutableBufferPointer(start: p.gradients, count: n)
-            try group.allReduceSum(g)
-            for i in 0..<n { g[i] *= scale }
+            let n = store.count
+            let scale = 1 / Float(group.size)
+            try store.withPointers { p in
+                let g = UnsafeMutableBufferPointer(start: p.gradients, count: n)
+                try group.allReduceSum(g)
+                for i in 0..<n { g[i] *= scale }
+            }
         }
         let sums = try group.allReduceSum([Double(r.loss) * Double(r.count), Double(r.count)])
         // carry: every rank keeps the whole state (its rows from each rank), as one process would.
