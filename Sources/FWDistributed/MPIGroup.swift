@@ -52,9 +52,14 @@ public final class MPIGroup: DataParallelGroup {
         MPI_Finalize()
     }
 
-    /// Ends every process of the run with `code` (`MPI_Abort`).
+    /// Ends every process of the run with `code` (`MPI_Abort`; a group of
+    /// one just finalizes and exits, without MPI's multi-line notice).
     public func abort(code: Int32) -> Never {
-        MPI_Abort(comm, code)
+        if size == 1 {
+            MPI_Finalize()
+        } else {
+            MPI_Abort(comm, code)
+        }
         exit(code)
     }
 

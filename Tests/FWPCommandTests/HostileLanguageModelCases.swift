@@ -127,6 +127,13 @@ extension HostileCases {
                 train("train lm \(option) extreme", "\(option) \(v)", args)
             }
         }
+        // Data-parallel options outside a launcher (MPI starts as a group of one).
+        train("--distributed without a launcher, no data folder", "--distributed, data/ missing",
+              trainLM(flags: ["--distributed"], out: "o"), mention: .anyOf(["data"])) { _ in }
+        train("--distributed without a launcher, context longer than the text", "--distributed --context 1000000",
+              trainLM(override: ["--context": "1000000"], flags: ["--distributed"], out: "o"), expect: .rejectOrComplete(outputs))
+        train("--single-allreduce without --distributed", "--single-allreduce", trainLM(flags: ["--single-allreduce"], out: "o"),
+              mention: .anyOf(["--distributed"]))
         train("unknown mixer", "--mixer attention", trainLM(mixer: "attention", out: "o"), mention: .anyOf(["attention"]))
         for mixer in ["softmax", "favor-sum"] {
             train("--carry-state with a mixer that has no state to carry", "--mixer \(mixer) --carry-state",
