@@ -32,7 +32,7 @@ public enum FWPBenchmarks {
         var rng = SeededRNG(seed: 1)
         let shape = [c.B, c.H, c.T, c.d]
         let q = rng.normalTensor(shape), k = rng.normalTensor(shape), v = rng.normalTensor(shape)
-        let beta: Tensor? = c.rule == .delta ? rng.uniformTensor([c.B, c.H, c.T]) : nil
+        let beta: Tensor? = c.rule.needs(.beta) ? rng.uniformTensor([c.B, c.H, c.T]) : nil
         let dy = rng.normalTensor(shape)
         let op = try FastWeightProgrammer(rule: c.rule, featureMap: .identity, normalization: .l2,
                                           algorithm: c.algorithm)

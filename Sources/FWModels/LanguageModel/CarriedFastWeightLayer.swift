@@ -65,7 +65,7 @@ public struct CarriedFastWeightLayer: Sendable {
     /// Dphi, the size of a feature vector.
     public var featureSize: Int { featureMap.outputSize(inputSize: headSize) }
     /// P = 3 H dk (+ H for the delta rule's beta logits).
-    public var projectionSize: Int { heads * 3 * headSize + (rule == .delta ? heads : 0) }
+    public var projectionSize: Int { heads * 3 * headSize + (rule.needs(.beta) ? heads : 0) }
     /// Rows of one head's state: dk, plus one (z) with the denominator.
     public var stateRows: Int { headSize + (denominator ? 1 : 0) }
     /// The carried state's shape, `[B, H, dk (+ 1), Dphi]`.
@@ -101,7 +101,7 @@ public struct CarriedFastWeightLayer: Sendable {
         self.normalization = normalization
         self.denominator = denominator
         self.outputScale = outputScale
-        let p = heads * 3 * dk + (rule == .delta ? heads : 0)
+        let p = heads * 3 * dk + (rule.needs(.beta) ? heads : 0)
         qkv = Linear(modelSize, p, bias: false, name: "\(name).qkv", store: &store, rng: &rng)
         out = Linear(modelSize, modelSize, bias: false, name: "\(name).out", store: &store, rng: &rng)
         if case let .favor(m) = featureMap {

@@ -69,8 +69,14 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// True when every output is >= 0 (all but `identity`); required by the
-    /// `sum` normalisation and by the attention denominator.
-    public var isNonNegative: Bool { self != .identity }
+    /// `sum` normalisation and by the attention denominator. Decided per
+    /// case, so that a new map must say.
+    public var isNonNegative: Bool {
+        switch self {
+        case .identity: return false
+        case .elu1, .dpfp, .favor: return true
+        }
+    }
 
     /// True for `favor`, which needs a random matrix Omega `[M, d]`.
     public var needsOmega: Bool {
