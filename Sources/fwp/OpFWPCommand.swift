@@ -62,7 +62,6 @@ struct OpFWPCommand: ParsableCommand {
         let qT = try read(q), kT = try read(k), vT = try read(v)
         var gates = FWPGates()
         for gate in rule.gates { gates[gate] = try read(gateFiles[gate]!) }
-        if let gT = gates.g { try FastWeightProgrammer.checkLogDecay(gT, name: g ?? "g") }
         let omegaT = try omega.map(read)
         let stateT = try state.map(read)
         let dyT = try dy.map(read), dstateT = try dstate.map(read)

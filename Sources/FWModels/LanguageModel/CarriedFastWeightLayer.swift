@@ -87,6 +87,9 @@ public struct CarriedFastWeightLayer: Sendable {
         }
         let dk = modelSize / heads
         try featureMap.validate(inputSize: dk)
+        if rule.needs(.g) {
+            throw FWError.invalidArgument("CarriedFastWeightLayer: the \(rule) rule needs a log-decay g, which this layer does not compute")
+        }
         if denominator {
             // Checked here: the op itself runs without its own denominator.
             _ = try FastWeightProgrammer(rule: rule, featureMap: featureMap, normalization: normalization, denominator: true)

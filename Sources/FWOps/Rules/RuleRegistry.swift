@@ -10,12 +10,18 @@ public enum FastWeightRule: String, Sendable, CaseIterable, CustomStringConverti
     case sum
     /// `S_t = S_{t-1} + beta_t (v_t - S_{t-1} k'_t) k'_t^T`.
     case delta
+    /// `S_t = a_t S_{t-1} + v_t k'_t^T`, `a_t = exp(g_t)`.
+    case gatedSum = "gated-sum"
+    /// `S_t = a_t S_{t-1} + beta_t (v_t - a_t S_{t-1} k'_t) k'_t^T`.
+    case gatedDelta = "gated-delta"
 
     /// The rule's kernels.
     public var kernel: any FastWeightRuleKernel.Type {
         switch self {
         case .sum: return SumRule.self
         case .delta: return DeltaRule.self
+        case .gatedSum: return GatedSumRule.self
+        case .gatedDelta: return GatedDeltaRule.self
         }
     }
 
