@@ -34,7 +34,7 @@ extension GatedDeltaRule {
     public static func chunkedForward(
         y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, saved: UnsafeMutablePointer<Float>?,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        beta: UnsafePointer<Float>, g: UnsafePointer<Float>, shape: SequenceShape, chunk: Int
+        beta: UnsafePointer<Float>, g: UnsafePointer<Float>?, shape: SequenceShape, chunk: Int
     ) {
         let T = shape.T, dphi = shape.dphi, dv = shape.dv, ld = dphi + dv
         precondition(T >= 1 && dphi >= 1 && dv >= 1 && chunk >= 1, "GatedDeltaRule.chunkedForward: bad shape \(shape) chunk \(chunk)")
@@ -47,17 +47,17 @@ extension GatedDeltaRule {
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dv
             if let saved { (saved + index * shape.stateCount).update(from: state, count: shape.stateCount) }
             let unew = savedUnew.map { $0 + start * dv } ?? ws.unew
-            ChunkStages.cumulative(ws.G, g: g + start, c: c)
+            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
             ChunkStages.wySolve(gm: ws.gm, l: ws.l, wu: ws.wu, k: kc, v: vc, beta: beta + start,
-                                c: c, dphi: dphi, dv: dv, G: ws.G)
+                                c: c, dphi: dphi, dv: dv, G: G)
             // Unew = U - W P
             for i in 0..<c { (unew + i * dv).update(from: ws.wu + i * ld + dphi, count: dv) }
             BLAS.sgemm(.none, .none, m: c, n: dv, k: dphi, alpha: -1, a: ws.wu, lda: ld,
                        b: state, ldb: dv, beta: 1, c: unew, ldc: dv)
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: ws.G)
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
             ChunkStages.outputs(y + start * dv, q: qc, state: state, scores: ws.p, x: unew, ldx: dv,
-                                c: c, dphi: dphi, dv: dv, G: ws.G)
-            ChunkStages.write(state, k: kc, x: unew, ldx: dv, c: c, dphi: dphi, dv: dv, G: ws.G, scratch: ws.rows)
+                                c: c, dphi: dphi, dv: dv, G: G)
+            ChunkStages.write(state, k: kc, x: unew, ldx: dv, c: c, dphi: dphi, dv: dv, G: G, scratch: ws.rows)
             start += c
             index += 1
         }
@@ -68,10 +68,10 @@ extension GatedDeltaRule {
     /// then the WY adjoint (`ChunkStages.wyAdjoint`), then dg = reverse-cumsum(dG).
     public static func chunkedBackward(
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dbeta: UnsafeMutablePointer<Float>, dg: UnsafeMutablePointer<Float>,
+        dbeta: UnsafeMutablePointer<Float>, dg: UnsafeMutablePointer<Float>?,
         dstate: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        beta: UnsafePointer<Float>, g: UnsafePointer<Float>,
+        beta: UnsafePointer<Float>, g: UnsafePointer<Float>?,
         saved: UnsafePointer<Float>?, shape: SequenceShape, chunk: Int
     ) {
         let T = shape.T, dphi = shape.dphi, dvSize = shape.dv, ld = dphi + dvSize
@@ -88,25 +88,25 @@ extension GatedDeltaRule {
             let p0 = saved + index * shape.stateCount
             let unew = saved + chunks * shape.stateCount + start * dvSize
             let dunew = ws.dwu + dphi
-            ChunkStages.cumulative(ws.G, g: g + start, c: c)
+            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
             ChunkStages.wySolve(gm: ws.gm, l: ws.l, wu: ws.wu, k: kc, v: vc, beta: bc,
-                                c: c, dphi: dphi, dv: dvSize, G: ws.G)
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: ws.G)
-            ws.dG.update(repeating: 0, count: c)
-            ChunkStages.writeBackward(dx: dunew, lddx: ld, dk: dkc, dG: ws.dG, dstate: dstate,
-                                      k: kc, x: unew, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, G: ws.G)
-            ChunkStages.outputsBackward(dq: dqc, dk: dkc, dx: dunew, lddx: ld, dG: ws.dG, dstate0: dstate,
+                                c: c, dphi: dphi, dv: dvSize, G: G)
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
+            if g != nil { ws.dG.update(repeating: 0, count: c) }
+            ChunkStages.writeBackward(dx: dunew, lddx: ld, dk: dkc, dG: g == nil ? nil : ws.dG, dstate: dstate,
+                                      k: kc, x: unew, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, G: G)
+            ChunkStages.outputsBackward(dq: dqc, dk: dkc, dx: dunew, lddx: ld, dG: g == nil ? nil : ws.dG, dstate0: dstate,
                                         dy: dy + start * dvSize, q: qc, k: kc, x: unew, ldx: dvSize, state0: p0,
-                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, G: ws.G, scratch: ws.rows)
+                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, G: G, scratch: ws.rows)
             // Unew = U - W P0: dP0 -= W^T dUnew, dW = -dUnew P0^T.
             BLAS.sgemm(.transpose, .none, m: dphi, n: dvSize, k: c, alpha: -1, a: ws.wu, lda: ld,
                        b: dunew, ldb: ld, beta: 1, c: dstate, ldc: dvSize)
             BLAS.sgemm(.none, .transpose, m: c, n: dphi, k: dvSize, alpha: -1, a: dunew, lda: ld,
                        b: p0, ldb: dvSize, beta: 0, c: ws.dwu, ldc: ld)
-            ChunkStages.wyAdjoint(dk: dkc, dv: dvc, dbeta: dbeta + start, dG: ws.dG, dwu: ws.dwu, a: ws.p,
+            ChunkStages.wyAdjoint(dk: dkc, dv: dvc, dbeta: dbeta + start, dG: g == nil ? nil : ws.dG, dwu: ws.dwu, a: ws.p,
                                   gm: ws.gm, l: ws.l, wu: ws.wu, k: kc, v: vc, beta: bc,
-                                  c: c, dphi: dphi, dvSize: dvSize, G: ws.G)
-            ChunkStages.cumulativeBackward(dg + start, dG: ws.dG, c: c)
+                                  c: c, dphi: dphi, dvSize: dvSize, G: G)
+            if let dg { ChunkStages.cumulativeBackward(dg + start, dG: ws.dG, c: c) }
         }
     }
 }

@@ -25,7 +25,7 @@ extension GatedSumRule {
     /// P <- e^{G_c} P + K^T diag(e^{G_c - G}) V. `saved` receives the chunk-start states.
     public static func chunkedForward(
         y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, saved: UnsafeMutablePointer<Float>?,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, g: UnsafePointer<Float>,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, g: UnsafePointer<Float>?,
         shape: SequenceShape, chunk: Int
     ) {
         let T = shape.T, dphi = shape.dphi, dv = shape.dv
@@ -37,11 +37,11 @@ extension GatedSumRule {
             let c = min(chunk, T - start)
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dv
             if let saved { (saved + index * shape.stateCount).update(from: state, count: shape.stateCount) }
-            ChunkStages.cumulative(ws.G, g: g + start, c: c)
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: ws.G)
+            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
             ChunkStages.outputs(y + start * dv, q: qc, state: state, scores: ws.p, x: vc, ldx: dv,
-                                c: c, dphi: dphi, dv: dv, G: ws.G)
-            ChunkStages.write(state, k: kc, x: vc, ldx: dv, c: c, dphi: dphi, dv: dv, G: ws.G, scratch: ws.rows)
+                                c: c, dphi: dphi, dv: dv, G: G)
+            ChunkStages.write(state, k: kc, x: vc, ldx: dv, c: c, dphi: dphi, dv: dv, G: G, scratch: ws.rows)
             start += c
             index += 1
         }
@@ -52,8 +52,8 @@ extension GatedSumRule {
     /// dg = reverse-cumsum(dG) within the chunk.
     public static func chunkedBackward(
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dg: UnsafeMutablePointer<Float>, dstate: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, g: UnsafePointer<Float>,
+        dg: UnsafeMutablePointer<Float>?, dstate: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, g: UnsafePointer<Float>?,
         saved: UnsafePointer<Float>?, shape: SequenceShape, chunk: Int
     ) {
         let T = shape.T, dphi = shape.dphi, dvSize = shape.dv
@@ -67,15 +67,15 @@ extension GatedSumRule {
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dvSize
             let dqc = dq + start * dphi, dkc = dk + start * dphi, dvc = dv + start * dvSize
             let p0 = saved + index * shape.stateCount
-            ChunkStages.cumulative(ws.G, g: g + start, c: c)
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: ws.G)
-            ws.dG.update(repeating: 0, count: c)
-            ChunkStages.writeBackward(dx: dvc, lddx: dvSize, dk: dkc, dG: ws.dG, dstate: dstate,
-                                      k: kc, x: vc, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, G: ws.G)
-            ChunkStages.outputsBackward(dq: dqc, dk: dkc, dx: dvc, lddx: dvSize, dG: ws.dG, dstate0: dstate,
+            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
+            if g != nil { ws.dG.update(repeating: 0, count: c) }
+            ChunkStages.writeBackward(dx: dvc, lddx: dvSize, dk: dkc, dG: g == nil ? nil : ws.dG, dstate: dstate,
+                                      k: kc, x: vc, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, G: G)
+            ChunkStages.outputsBackward(dq: dqc, dk: dkc, dx: dvc, lddx: dvSize, dG: g == nil ? nil : ws.dG, dstate0: dstate,
                                         dy: dy + start * dvSize, q: qc, k: kc, x: vc, ldx: dvSize, state0: p0,
-                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, G: ws.G, scratch: ws.rows)
-            ChunkStages.cumulativeBackward(dg + start, dG: ws.dG, c: c)
+                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, G: G, scratch: ws.rows)
+            if let dg { ChunkStages.cumulativeBackward(dg + start, dG: ws.dG, c: c) }
         }
     }
 }
