@@ -14,7 +14,7 @@ import FWCore
 ///   `S^T <- e^{G_C} S^T + K^T diag(e^{G_C - G}) V`, from the shared
 ///   `ChunkStages`; the forward saves the chunk-start states.
 ///
-/// Derivation: `GatedRules.md`.
+/// Derivation: `GatedDeltaRule/GatedRules.md`.
 public enum GatedSumRule: FastWeightRuleKernel {
     public static var gates: [FWPGate] { [.g] }
 
