@@ -13,7 +13,7 @@ struct OpFWPCommand: ParsableCommand {
         abstract: "Fast weight programmer (sum, delta, gated-sum, gated-delta) forward, and backward with --dy.")
 
     @Option(help: "Write rule: sum, delta, gated-sum or gated-delta.") var rule: String
-    @Option(help: "Feature map: identity, elu1, dpfp:N or favor:M.") var phi: String
+    @Option(help: "Feature map: identity, silu, elu1, dpfp:N or favor:M.") var phi: String
     @Option(help: "Normalisation of phi(k), phi(q): none, sum or l2.") var norm: String
     @Flag(help: "Divide by z_t . q'_t + 1e-6 (sum rule, non-negative phi, no --state).") var denominator = false
     @Option(help: "recurrent or chunked (default: the engine's choice).") var algo: String?

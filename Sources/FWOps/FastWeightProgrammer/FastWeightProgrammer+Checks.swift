@@ -71,9 +71,9 @@ extension FeatureMap {
             throw FWError.invalidArgument("\(prefix)favor:\(m) needs omega [M, Dk] = \(describeShape([m, dk]))")
         case let (.favor(m), o?):
             try o.checkShape("omega", [m, dk])
-        case (.identity, .some), (.elu1, .some), (.dpfp, .some):
+        case (.identity, .some), (.silu, .some), (.elu1, .some), (.dpfp, .some):
             throw FWError.invalidArgument("\(prefix)omega is for the favor feature map only, not \(self)")
-        case (.identity, nil), (.elu1, nil), (.dpfp, nil):
+        case (.identity, nil), (.silu, nil), (.elu1, nil), (.dpfp, nil):
             break
         }
     }
