@@ -3,7 +3,8 @@ import FWCore
 extension GatedDeltaRule {
     /// Scratch of one call, one allocation: gm, l `[C, C]`; the scores and
     /// their adjoint `[2, C, C]`; [W | U] and [dW | dU] `[C, dphi + dv]`;
-    /// Unew `[C, dv]` (when the forward saves nothing); G, dG `[C]`; a row
+    /// Unew `[C, dv]` (when the forward saves nothing); the decay factors
+    /// (`G`, `ChunkStages.decayCount`); dG `[C]`; a row
     /// buffer `[C, max(dphi, dv)]`.
     struct Workspace {
         let base: UnsafeMutablePointer<Float>
@@ -11,7 +12,7 @@ extension GatedDeltaRule {
 
         init(chunk c: Int, dphi: Int, dv: Int) {
             let ld = dphi + dv, cc = c * c
-            let count = 4 * cc + 2 * c * ld + c * dv + 2 * c + c * max(dphi, dv)
+            let count = 4 * cc + 2 * c * ld + c * dv + ChunkStages.decayCount(c) + c + c * max(dphi, dv)
             base = .allocate(capacity: count)
             // Zeros once: l's upper triangle and diagonal are never written.
             base.initialize(repeating: 0, count: count)
@@ -22,7 +23,7 @@ extension GatedDeltaRule {
             dwu = wu + c * ld
             unew = dwu + c * ld
             G = unew + c * dv
-            dG = G + c
+            dG = G + ChunkStages.decayCount(c)
             rows = dG + c
         }
 
@@ -47,17 +48,17 @@ extension GatedDeltaRule {
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dv
             if let saved { (saved + index * shape.stateCount).update(from: state, count: shape.stateCount) }
             let unew = savedUnew.map { $0 + start * dv } ?? ws.unew
-            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
+            let D = g.map { ChunkStages.decay(into: ws.G, g: $0 + start, c: c) }
             ChunkStages.wySolve(gm: ws.gm, l: ws.l, wu: ws.wu, k: kc, v: vc, beta: beta + start,
-                                c: c, dphi: dphi, dv: dv, G: G)
+                                c: c, dphi: dphi, dv: dv, decay: D)
             // Unew = U - W P
             for i in 0..<c { (unew + i * dv).update(from: ws.wu + i * ld + dphi, count: dv) }
             BLAS.sgemm(.none, .none, m: c, n: dv, k: dphi, alpha: -1, a: ws.wu, lda: ld,
                        b: state, ldb: dv, beta: 1, c: unew, ldc: dv)
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, decay: D)
             ChunkStages.outputs(y + start * dv, q: qc, state: state, scores: ws.p, x: unew, ldx: dv,
-                                c: c, dphi: dphi, dv: dv, G: G)
-            ChunkStages.write(state, k: kc, x: unew, ldx: dv, c: c, dphi: dphi, dv: dv, G: G, scratch: ws.rows)
+                                c: c, dphi: dphi, dv: dv, decay: D)
+            ChunkStages.write(state, k: kc, x: unew, ldx: dv, c: c, dphi: dphi, dv: dv, decay: D, scratch: ws.rows)
             start += c
             index += 1
         }
@@ -88,16 +89,16 @@ extension GatedDeltaRule {
             let p0 = saved + index * shape.stateCount
             let unew = saved + chunks * shape.stateCount + start * dvSize
             let dunew = ws.dwu + dphi
-            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
+            let D = g.map { ChunkStages.decay(into: ws.G, g: $0 + start, c: c) }
             ChunkStages.wySolve(gm: ws.gm, l: ws.l, wu: ws.wu, k: kc, v: vc, beta: bc,
-                                c: c, dphi: dphi, dv: dvSize, G: G)
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
+                                c: c, dphi: dphi, dv: dvSize, decay: D)
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, decay: D)
             if g != nil { ws.dG.update(repeating: 0, count: c) }
             ChunkStages.writeBackward(dx: dunew, lddx: ld, dk: dkc, dG: g == nil ? nil : ws.dG, dstate: dstate,
-                                      k: kc, x: unew, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, G: G)
+                                      k: kc, x: unew, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, decay: D)
             ChunkStages.outputsBackward(dq: dqc, dk: dkc, dx: dunew, lddx: ld, dG: g == nil ? nil : ws.dG, dstate0: dstate,
                                         dy: dy + start * dvSize, q: qc, k: kc, x: unew, ldx: dvSize, state0: p0,
-                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, G: G, scratch: ws.rows)
+                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, decay: D, scratch: ws.rows)
             // Unew = U - W P0: dP0 -= W^T dUnew, dW = -dUnew P0^T.
             BLAS.sgemm(.transpose, .none, m: dphi, n: dvSize, k: c, alpha: -1, a: ws.wu, lda: ld,
                        b: dunew, ldb: ld, beta: 1, c: dstate, ldc: dvSize)
@@ -105,7 +106,7 @@ extension GatedDeltaRule {
                        b: p0, ldb: dvSize, beta: 0, c: ws.dwu, ldc: ld)
             ChunkStages.wyAdjoint(dk: dkc, dv: dvc, dbeta: dbeta + start, dG: g == nil ? nil : ws.dG, dwu: ws.dwu, a: ws.p,
                                   gm: ws.gm, l: ws.l, wu: ws.wu, k: kc, v: vc, beta: bc,
-                                  c: c, dphi: dphi, dvSize: dvSize, G: G)
+                                  c: c, dphi: dphi, dvSize: dvSize, decay: D)
             if let dg { ChunkStages.cumulativeBackward(dg + start, dG: ws.dG, c: c) }
         }
     }

@@ -2,19 +2,19 @@ import FWCore
 
 extension GatedSumRule {
     /// Scratch of one call: decayed scores and their adjoint `[2, C, C]`,
-    /// G and dG `[C]`, a `[C, max(dphi, dv)]` row buffer.
+    /// the decay factors (`G`, `ChunkStages.decayCount`), dG `[C]`, a `[C, max(dphi, dv)]` row buffer.
     struct Workspace {
         let base: UnsafeMutablePointer<Float>
         let p: UnsafeMutablePointer<Float>, G: UnsafeMutablePointer<Float>, dG: UnsafeMutablePointer<Float>
         let rows: UnsafeMutablePointer<Float>
 
         init(chunk c: Int, dphi: Int, dv: Int) {
-            let count = 2 * c * c + 2 * c + c * max(dphi, dv)
+            let count = 2 * c * c + ChunkStages.decayCount(c) + c + c * max(dphi, dv)
             base = .allocate(capacity: count)
             base.initialize(repeating: 0, count: count)
             p = base
             G = base + 2 * c * c
-            dG = G + c
+            dG = G + ChunkStages.decayCount(c)
             rows = dG + c
         }
 
@@ -37,11 +37,11 @@ extension GatedSumRule {
             let c = min(chunk, T - start)
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dv
             if let saved { (saved + index * shape.stateCount).update(from: state, count: shape.stateCount) }
-            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
+            let D = g.map { ChunkStages.decay(into: ws.G, g: $0 + start, c: c) }
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, decay: D)
             ChunkStages.outputs(y + start * dv, q: qc, state: state, scores: ws.p, x: vc, ldx: dv,
-                                c: c, dphi: dphi, dv: dv, G: G)
-            ChunkStages.write(state, k: kc, x: vc, ldx: dv, c: c, dphi: dphi, dv: dv, G: G, scratch: ws.rows)
+                                c: c, dphi: dphi, dv: dv, decay: D)
+            ChunkStages.write(state, k: kc, x: vc, ldx: dv, c: c, dphi: dphi, dv: dv, decay: D, scratch: ws.rows)
             start += c
             index += 1
         }
@@ -67,14 +67,14 @@ extension GatedSumRule {
             let qc = q + start * dphi, kc = k + start * dphi, vc = v + start * dvSize
             let dqc = dq + start * dphi, dkc = dk + start * dphi, dvc = dv + start * dvSize
             let p0 = saved + index * shape.stateCount
-            let G: UnsafePointer<Float>? = g.map { ChunkStages.cumulative(ws.G, g: $0 + start, c: c); return UnsafePointer(ws.G) }
-            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, G: G)
+            let D = g.map { ChunkStages.decay(into: ws.G, g: $0 + start, c: c) }
+            ChunkStages.causalScores(ws.p, q: qc, k: kc, c: c, dphi: dphi, decay: D)
             if g != nil { ws.dG.update(repeating: 0, count: c) }
             ChunkStages.writeBackward(dx: dvc, lddx: dvSize, dk: dkc, dG: g == nil ? nil : ws.dG, dstate: dstate,
-                                      k: kc, x: vc, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, G: G)
+                                      k: kc, x: vc, ldx: dvSize, state0: p0, c: c, dphi: dphi, dv: dvSize, decay: D)
             ChunkStages.outputsBackward(dq: dqc, dk: dkc, dx: dvc, lddx: dvSize, dG: g == nil ? nil : ws.dG, dstate0: dstate,
                                         dy: dy + start * dvSize, q: qc, k: kc, x: vc, ldx: dvSize, state0: p0,
-                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, G: G, scratch: ws.rows)
+                                        p: ws.p, c: c, dphi: dphi, dv: dvSize, decay: D, scratch: ws.rows)
             if let dg { ChunkStages.cumulativeBackward(dg + start, dG: ws.dG, c: c) }
         }
     }

@@ -19,6 +19,33 @@ import FWCore
 /// under strong decay, where `exp(G_i) * exp(-G_j)` overflows). dG
 /// accumulates dL/dG, which `cumulativeBackward` turns into dL/dg.
 enum ChunkStages {
+    /// One chunk's decay factors, computed once per chunk (`decay(into:g:c:)`):
+    /// G_i, e^{G_i}, e^{G_c - G_i} `[c]` and Gam `[c, c]` (exp(G_i - G_j) for
+    /// i >= j, one `expf` of the difference each; 0 above the diagonal).
+    struct Decay {
+        let G, e, tail, gam: UnsafePointer<Float>
+        /// e^{G_c}.
+        let total: Float
+    }
+
+    /// Floats `decay(into:g:c:)` needs for chunks of up to `c` steps.
+    static func decayCount(_ c: Int) -> Int { 3 * c + c * c }
+
+    /// The decay factors of a chunk with log-decays `g[c]`, in `buffer`.
+    static func decay(into buffer: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, c: Int) -> Decay {
+        let G = buffer, e = buffer + c, tail = buffer + 2 * c, gam = buffer + 3 * c
+        cumulative(G, g: g, c: c)
+        let gc = G[c - 1]
+        for i in 0..<c {
+            e[i] = expf(G[i])
+            tail[i] = expf(gc - G[i])
+            let gi = G[i], row = gam + i * c
+            for j in 0...i { row[j] = expf(gi - G[j]) }
+            for j in (i + 1)..<max(i + 1, c) { row[j] = 0 }
+        }
+        return Decay(G: G, e: e, tail: tail, gam: gam, total: e[c - 1])
+    }
+
     /// G_i = g_1 + ... + g_i over the chunk.
     @inline(__always)
     static func cumulative(_ G: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, c: Int) {
@@ -39,44 +66,43 @@ enum ChunkStages {
         for i in 0..<c where i + 1 < c { (a + i * c + i + 1).update(repeating: 0, count: c - i - 1) }
     }
 
-    /// a_ij *= exp(G_i - G_j) on and below the diagonal (`ld` = c).
+    /// a_ij *= Gam_ij on and below the diagonal (`ld` = c).
     @inline(__always)
-    static func applyDecay(_ a: UnsafeMutablePointer<Float>, G: UnsafePointer<Float>, c: Int, strict: Bool = false) {
+    static func applyDecay(_ a: UnsafeMutablePointer<Float>, _ D: Decay, c: Int, strict: Bool = false) {
         for i in 0..<c {
-            let gi = G[i], row = a + i * c
-            for j in 0..<(strict ? i : i + 1) { row[j] *= Float(exp(Double(gi - G[j]))) }
+            let row = a + i * c, gr = D.gam + i * c
+            for j in 0..<(strict ? i : i + 1) { row[j] *= gr[j] }
         }
     }
 
     /// Pm = tril(Q K^T) o Gam into `p` `[c, c]` (diagonal kept: y_t reads S_t).
     static func causalScores(_ p: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                             c: Int, dphi: Int, G: UnsafePointer<Float>?) {
+                             c: Int, dphi: Int, decay D: Decay?) {
         BLAS.sgemm(.none, .transpose, m: c, n: c, k: dphi, alpha: 1, a: q, lda: dphi,
                    b: k, ldb: dphi, beta: 0, c: p, ldc: c)
         zeroStrictUpper(p, c: c)
-        if let G { applyDecay(p, G: G, c: c) }
+        if let D { applyDecay(p, D, c: c) }
     }
 
     /// Y = diag(e^G) Q P + Pm X (`x` has row stride `ldx`).
     static func outputs(_ y: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, state: UnsafePointer<Float>,
                         scores p: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
-                        c: Int, dphi: Int, dv: Int, G: UnsafePointer<Float>?) {
+                        c: Int, dphi: Int, dv: Int, decay D: Decay?) {
         BLAS.sgemm(.none, .none, m: c, n: dv, k: dphi, alpha: 1, a: q, lda: dphi,
                    b: state, ldb: dv, beta: 0, c: y, ldc: dv)
-        if let G { for i in 0..<c { BLAS.scale(y + i * dv, count: dv, by: Float(exp(Double(G[i])))) } }
+        if let D { for i in 0..<c { BLAS.scale(y + i * dv, count: dv, by: D.e[i]) } }
         BLAS.sgemm(.none, .none, m: c, n: dv, k: c, alpha: 1, a: p, lda: c,
                    b: x, ldb: ldx, beta: 1, c: y, ldc: dv)
     }
 
     /// P <- e^{G_c} P + K^T diag(e^{G_c - G}) X; `scratch` holds `c * dphi` floats.
     static func write(_ state: UnsafeMutablePointer<Float>, k: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
-                      c: Int, dphi: Int, dv: Int, G: UnsafePointer<Float>?, scratch: UnsafeMutablePointer<Float>) {
+                      c: Int, dphi: Int, dv: Int, decay D: Decay?, scratch: UnsafeMutablePointer<Float>) {
         var kd = k
-        if let G {
-            let gc = G[c - 1]
-            BLAS.scale(state, count: dphi * dv, by: Float(exp(Double(gc))))
+        if let D {
+            BLAS.scale(state, count: dphi * dv, by: D.total)
             for i in 0..<c {
-                let f = Float(exp(Double(gc - G[i])))
+                let f = D.tail[i]
                 for j in 0..<dphi { scratch[i * dphi + j] = f * k[i * dphi + j] }
             }
             kd = UnsafePointer(scratch)
@@ -92,18 +118,17 @@ enum ChunkStages {
     static func writeBackward(dx: UnsafeMutablePointer<Float>, lddx: Int, dk: UnsafeMutablePointer<Float>,
                               dG: UnsafeMutablePointer<Float>?, dstate: UnsafeMutablePointer<Float>,
                               k: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int, state0: UnsafePointer<Float>,
-                              c: Int, dphi: Int, dv: Int, G: UnsafePointer<Float>?) {
+                              c: Int, dphi: Int, dv: Int, decay D: Decay?) {
         // dX = diag(e^{Gc-G}) K dP                             [c, dphi] x [dphi, dv]
         BLAS.sgemm(.none, .none, m: c, n: dv, k: dphi, alpha: 1, a: k, lda: dphi,
                    b: dstate, ldb: dv, beta: 0, c: dx, ldc: lddx)
         // dK = diag(e^{Gc-G}) X dP^T                           [c, dv] x [dv, dphi]
         BLAS.sgemm(.none, .transpose, m: c, n: dphi, k: dv, alpha: 1, a: x, lda: ldx,
                    b: dstate, ldb: dv, beta: 0, c: dk, ldc: dphi)
-        guard let G, let dG else { return }
-        let gc = G[c - 1]
+        guard let D, let dG else { return }
         var total: Float = 0
         for i in 0..<c {
-            let f = Float(exp(Double(gc - G[i])))
+            let f = D.tail[i]
             // d/dG_i of e^{Gc - G_i} k_i . (dP x_i) = -w_i, and +w_i for G_c.
             let w = f * BLAS.sdot(count: dphi, x: dk + i * dphi, y: k + i * dphi)
             dG[i] -= w
@@ -112,7 +137,7 @@ enum ChunkStages {
             BLAS.scale(dx + i * lddx, count: dv, by: f)
         }
         // e^{Gc} P0: dG_c += e^{Gc} <dP, P0>; dL/dP0 gets e^{Gc} dP.
-        let a = Float(exp(Double(gc)))
+        let a = D.total
         dG[c - 1] += total + a * BLAS.sdot(count: dphi * dv, x: dstate, y: state0)
         BLAS.scale(dstate, count: dphi * dv, by: a)
     }
@@ -125,7 +150,7 @@ enum ChunkStages {
                                 dG: UnsafeMutablePointer<Float>?, dstate0: UnsafeMutablePointer<Float>,
                                 dy: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                                 x: UnsafePointer<Float>, ldx: Int, state0: UnsafePointer<Float>, p: UnsafeMutablePointer<Float>,
-                                c: Int, dphi: Int, dv: Int, G: UnsafePointer<Float>?,
+                                c: Int, dphi: Int, dv: Int, decay D: Decay?,
                                 scratch: UnsafeMutablePointer<Float>) {
         // dX += Pm^T dY                                        [c, c] x [c, dv]
         BLAS.sgemm(.transpose, .none, m: c, n: dv, k: c, alpha: 1, a: p, lda: c,
@@ -134,9 +159,9 @@ enum ChunkStages {
         BLAS.sgemm(.none, .transpose, m: c, n: dphi, k: dv, alpha: 1, a: dy, lda: dv,
                    b: state0, ldb: dv, beta: 0, c: dq, ldc: dphi)
         var qg = q
-        if let G, let dG {
+        if let D, let dG {
             for i in 0..<c {
-                let f = Float(exp(Double(G[i])))
+                let f = D.e[i]
                 BLAS.scale(dq + i * dphi, count: dphi, by: f)
                 dG[i] += BLAS.sdot(count: dphi, x: dq + i * dphi, y: q + i * dphi)
                 for j in 0..<dphi { scratch[i * dphi + j] = f * q[i * dphi + j] }
@@ -147,7 +172,7 @@ enum ChunkStages {
                    b: dy, ldb: dv, beta: 1, c: dstate0, ldc: dv)
         // dPm = tril(dY X^T); with decay, dG += rowsum(dPm o Pm) - colsum(dPm o Pm)
         // (strictly below the diagonal; Gam_ii = 1) and dScores = dPm o Gam.
-        if let G, let dG {
+        if let D, let dG {
             // p holds Pm: fold dPm o Pm into dG row by row before overwriting.
             // dPm_ij = dy_i . x_j, computed here directly for j < i.
             BLAS.sgemm(.none, .transpose, m: c, n: c, k: dv, alpha: 1, a: dy, lda: dv,
@@ -161,8 +186,8 @@ enum ChunkStages {
                 }
             }
             for i in 0..<c {
-                let gi = G[i]
-                for j in 0...i { p[i * c + j] = d[i * c + j] * Float(exp(Double(gi - G[j]))) }
+                let gr = D.gam + i * c
+                for j in 0...i { p[i * c + j] = d[i * c + j] * gr[j] }
                 for j in (i + 1)..<max(i + 1, c) { p[i * c + j] = 0 }
             }
         } else {
@@ -187,16 +212,16 @@ enum ChunkStages {
     /// and diagonal are never read by the unit solves.
     static func wySolve(gm: UnsafeMutablePointer<Float>, l: UnsafeMutablePointer<Float>, wu: UnsafeMutablePointer<Float>,
                         k: UnsafePointer<Float>, v: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-                        c: Int, dphi: Int, dv: Int, G: UnsafePointer<Float>?) {
+                        c: Int, dphi: Int, dv: Int, decay D: Decay?) {
         let ld = dphi + dv
         BLAS.sgemm(.none, .transpose, m: c, n: c, k: dphi, alpha: 1, a: k, lda: dphi,
                    b: k, ldb: dphi, beta: 0, c: gm, ldc: c)
-        if let G { applyDecay(gm, G: G, c: c, strict: true) }
+        if let D { applyDecay(gm, D, c: c, strict: true) }
         for i in 0..<c {
             let b = beta[i]
             let gi = gm + i * c, li = l + i * c
             for j in 0..<i { li[j] = b * gi[j] }
-            let f = G.map { b * Float(exp(Double($0[i]))) } ?? b
+            let f = D.map { b * $0.e[i] } ?? b
             let wi = wu + i * ld, ki = k + i * dphi, vi = v + i * dv
             for j in 0..<dphi { wi[j] = f * ki[j] }
             for j in 0..<dv { wi[dphi + j] = b * vi[j] }
@@ -212,13 +237,13 @@ enum ChunkStages {
                           dwu: UnsafeMutablePointer<Float>, a: UnsafeMutablePointer<Float>,
                           gm: UnsafePointer<Float>, l: UnsafePointer<Float>, wu: UnsafePointer<Float>,
                           k: UnsafePointer<Float>, v: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-                          c: Int, dphi: Int, dvSize: Int, G: UnsafePointer<Float>?) {
+                          c: Int, dphi: Int, dvSize: Int, decay D: Decay?) {
         let ld = dphi + dvSize
         BLAS.strsm(.left, .lower, .transpose, .unit, m: c, n: ld, alpha: 1, a: l, lda: c, b: dwu, ldb: ld)
         // B [e^G K | V]: dV = B dXv, dK += e^G B dXk, dbeta = dXk . e^G k + dXv . v, dG_i += beta_i dXk . e^G k.
         for i in 0..<c {
             let b = beta[i], xi = dwu + i * ld
-            let e = G.map { Float(exp(Double($0[i]))) } ?? 1
+            let e = D?.e[i] ?? 1
             let ki = k + i * dphi, vi = v + i * dvSize
             let dki = dk + i * dphi, dvi = dv + i * dvSize
             var dbk: Float = 0, dbv: Float = 0
@@ -246,11 +271,11 @@ enum ChunkStages {
                 let d = ai[j]
                 db += d * gi[j]
                 var s = b * d
-                if let G, let dG {
+                if let D, let dG {
                     let z = s * gi[j]
                     dG[i] += z
                     dG[j] -= z
-                    s *= Float(exp(Double(G[i] - G[j])))
+                    s *= D.gam[i * c + j]
                 }
                 ai[j] = s
             }
