@@ -162,6 +162,33 @@ final class GatedRuleTests: XCTestCase {
         }
     }
 
+    /// A long run (T = 2048, the contract's largest length) against Float64, both algorithms.
+    func testLongSequence() throws {
+        for rule in Self.rules {
+            try checkAlgorithms(rule, .elu1, .l2, T: 2048, chunk: 64, gLow: -0.2, gHigh: 0, initialState: true, seed: 41,
+                                B: 1, H: 1, dk: 8, dv: 8)
+        }
+    }
+
+    /// The registry lists each rule's gates; the validator follows it.
+    func testRegistryGates() throws {
+        XCTAssertEqual(FastWeightRule.sum.gates, [])
+        XCTAssertEqual(FastWeightRule.delta.gates, [.beta])
+        XCTAssertEqual(FastWeightRule.gatedSum.gates, [.g])
+        XCTAssertEqual(FastWeightRule.gatedDelta.gates, [.beta, .g])
+        XCTAssertEqual(try FastWeightRule(parsing: "gated-delta"), .gatedDelta)
+        for rule in FastWeightRule.allCases {
+            XCTAssertNoThrow(try rule.checkGates(given: rule.gates))
+            XCTAssertEqual(rule.allowsDenominator, rule == .sum)
+            for gate in FWPGate.allCases where !rule.needs(gate) {
+                XCTAssertThrowsError(try rule.checkGates(given: rule.gates + [gate]))
+            }
+            for gate in rule.gates {
+                XCTAssertThrowsError(try rule.checkGates(given: rule.gates.filter { $0 != gate }))
+            }
+        }
+    }
+
     /// T = 1 (one partial chunk) and a chunk longer than T.
     func testLengthOne() throws {
         for rule in Self.rules {
