@@ -1,6 +1,6 @@
 import FastWeights
 
-/// The fast weight programmer rows of `make bench`: sum and delta rule,
+/// The fast weight programmer rows of `make bench`: every rule of the registry,
 /// recurrent and chunked, forward and forward+backward, phi identity, norm l2,
 /// at B=4, H=8, T=1024, dk=dv=64 and 128 (the bench shape).
 public enum FWPBenchmarks {
@@ -32,13 +32,20 @@ public enum FWPBenchmarks {
         var rng = SeededRNG(seed: 1)
         let shape = [c.B, c.H, c.T, c.d]
         let q = rng.normalTensor(shape), k = rng.normalTensor(shape), v = rng.normalTensor(shape)
-        let beta: Tensor? = c.rule == .delta ? rng.uniformTensor([c.B, c.H, c.T]) : nil
+        // The rule's gates (registry): beta from U(0, 1), g from U(-0.5, 0).
+        var gates = FWPGates()
+        if c.rule.needs(.beta) { gates.beta = rng.uniformTensor([c.B, c.H, c.T]) }
+        if c.rule.needs(.g) {
+            var g = rng.uniformTensor([c.B, c.H, c.T])
+            for i in 0..<g.count { g.storage[i] *= -0.5 }
+            gates.g = g
+        }
         let dy = rng.normalTensor(shape)
         let op = try FastWeightProgrammer(rule: c.rule, featureMap: .identity, normalization: .l2,
                                           algorithm: c.algorithm)
         Measure.resetPeakResident()
         let seconds = Measure.bestSeconds {
-            let result = try! op.forward(q: q, k: k, v: v, beta: beta, saveForBackward: c.backward)
+            let result = try! op.forward(q: q, k: k, v: v, gates: gates, saveForBackward: c.backward)
             if c.backward {
                 _ = try! FastWeightProgrammer.backward(dy: dy, cache: result.cache!)
             }

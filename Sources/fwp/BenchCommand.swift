@@ -14,6 +14,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Sequence length of the fast weight programmer rows.") var T: Int = 1024
     @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
     @Flag(help: "Only the decode rows (generation at batch 1).") var decode = false
+    @Option(help: "Only the fast weight programmer rows (d = 64) of these rules, e.g. delta,gated-delta.")
+    var rules: String?
 
     func run() throws {
         try SizeLimits.check(T, in: 1...Self.maxT, "--T")
@@ -47,6 +49,18 @@ struct BenchCommand: ParsableCommand {
         let machinePeak = Measure.sgemmPeak(n: Self.machinePeakSize, threads: threads)
         log(String(format: "fwp bench: machine peak (sgemm n=%d on %d threads): %.1f GFLOP/s", Self.machinePeakSize, threads, machinePeak))
         var rows: [BenchRow] = []
+        if let rules {
+            let chosen = try rules.split(separator: ",").map { try FastWeightRule(parsing: String($0)) }
+            let cases = FWPBenchmarks.standardCases(dims: [64], T: T).filter { chosen.contains($0.rule) }
+            for (i, c) in cases.enumerated() {
+                let row = try FWPBenchmarks.run(c, peak: peak(c.d))
+                log(String(format: "[%d/%d] %@ %@ %@ d=%d: %.4f s, %.0f tokens/s, %.1f GFLOP/s", i + 1, cases.count,
+                           row.op, row.algo, row.pass, row.dk, row.seconds, row.tokens_per_s, row.gflops))
+                rows.append(row)
+            }
+            print(BenchTable.text(rows))
+            return
+        }
         if !decode {
             try measureOps(into: &rows, peak: peak, threads: threads)
         }

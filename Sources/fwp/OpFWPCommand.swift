@@ -4,16 +4,16 @@ import FastWeights
 /// `fwp op fwp`: the fast weight programmer op on `.npy` files.
 ///
 /// Writes `DIR/y.npy`, `DIR/state.npy`, and with `--dy`: `dq.npy dk.npy dv.npy
-/// dstate.npy` (+ `dbeta.npy` for the delta rule). Every input is read and
+/// dstate.npy` (+ `dbeta.npy` for the delta rules, `dg.npy` for the gated rules). Every input is read and
 /// checked (shapes, and NaN/Inf, named by file and index), and every output
 /// computed, before the first file is written; then all are written or none.
 struct OpFWPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fwp",
-        abstract: "Fast weight programmer (sum or delta rule) forward, and backward with --dy.")
+        abstract: "Fast weight programmer (sum, delta, gated-sum, gated-delta) forward, and backward with --dy.")
 
-    @Option(help: "Write rule: sum or delta.") var rule: String
-    @Option(help: "Feature map: identity, elu1, dpfp:N or favor:M.") var phi: String
+    @Option(help: "Write rule: sum, delta, gated-sum or gated-delta.") var rule: String
+    @Option(help: "Feature map: identity, silu, elu1, dpfp:N or favor:M.") var phi: String
     @Option(help: "Normalisation of phi(k), phi(q): none, sum or l2.") var norm: String
     @Flag(help: "Divide by z_t . q'_t + 1e-6 (sum rule, non-negative phi, no --state).") var denominator = false
     @Option(help: "recurrent or chunked (default: the engine's choice).") var algo: String?
@@ -21,7 +21,8 @@ struct OpFWPCommand: ParsableCommand {
     @Option(help: "Queries [B, H, T, Dk].") var q: String
     @Option(help: "Keys [B, H, T, Dk].") var k: String
     @Option(help: "Values [B, H, T, Dv].") var v: String
-    @Option(help: "Write strengths [B, H, T] (delta rule).") var beta: String?
+    @Option(help: "Write strengths [B, H, T] (delta, gated-delta).") var beta: String?
+    @Option(help: "Log-decays g <= 0 [B, H, T] (gated-sum, gated-delta).") var g: String?
     @Option(help: "FAVOR+ projection [M, Dk] (favor:M).") var omega: String?
     @Option(help: "Initial state S_0 [B, H, Dv, Dphi].") var state: String?
     @Option(help: "dL/dy [B, H, T, Dv]: also run the backward.") var dy: String?
@@ -44,10 +45,12 @@ struct OpFWPCommand: ParsableCommand {
         case "chunked"?: algorithm = .chunked(size: chunk ?? FastWeightProgrammer.defaultChunk)
         case let other?: throw FWError.invalidArgument("unknown --algo '\(other)' (expected recurrent or chunked)")
         }
-        if rule == .sum && beta != nil { throw FWError.invalidArgument("--beta is for the delta rule only") }
-        if rule == .delta && beta == nil { throw FWError.invalidArgument("the delta rule needs --beta") }
+        // The gate options, checked against the registry's gates of the rule
+        // before any file is read.
+        let gateFiles: [FWPGate: String] = [.beta: beta, .g: g].compactMapValues { $0 }
+        try rule.checkGates(given: FWPGate.allCases.filter { gateFiles[$0] != nil }, optionPrefix: "--")
         if case .favor = phi, omega == nil { throw FWError.invalidArgument("--phi \(phi) needs --omega") }
-        if omega != nil, !({ if case .favor = phi { return true } else { return false } }()) {
+        if omega != nil && !phi.needsOmega {
             throw FWError.invalidArgument("--omega is for the favor feature map only, not \(phi)")
         }
         if denominator && state != nil { throw FWError.invalidArgument("--denominator cannot be used with --state") }
@@ -57,17 +60,19 @@ struct OpFWPCommand: ParsableCommand {
         try OutputFolder.check(out)
         let read = OutputFolder.readFinite
         let qT = try read(q), kT = try read(k), vT = try read(v)
-        let betaT = try beta.map(read), omegaT = try omega.map(read)
+        var gates = FWPGates()
+        for gate in rule.gates { gates[gate] = try read(gateFiles[gate]!) }
+        let omegaT = try omega.map(read)
         let stateT = try state.map(read)
         let dyT = try dy.map(read), dstateT = try dstate.map(read)
 
-        let result = try op.forward(q: qT, k: kT, v: vT, beta: betaT, omega: omegaT,
+        let result = try op.forward(q: qT, k: kT, v: vT, gates: gates, omega: omegaT,
                                     initialState: stateT, saveForBackward: dyT != nil)
         var outputs: [(String, Tensor)] = [("y.npy", result.y), ("state.npy", result.state)]
         if let dyT, let cache = result.cache {
             let g = try FastWeightProgrammer.backward(dy: dyT, dstate: dstateT, cache: cache)
             outputs += [("dq.npy", g.dq), ("dk.npy", g.dk), ("dv.npy", g.dv), ("dstate.npy", g.dstate)]
-            if let dbeta = g.dbeta { outputs.append(("dbeta.npy", dbeta)) }
+            for gate in rule.gates { outputs.append(("d\(gate).npy", g.dgates[gate]!)) }
         }
         try OutputFolder.write(outputs, to: out)
     }

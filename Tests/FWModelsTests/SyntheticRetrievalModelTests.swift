@@ -110,7 +110,7 @@ final class SyntheticRetrievalModelTests: XCTestCase {
         let model = try SyntheticRetrievalModel(size: 5, keySize: 3, reader: .sumRule(.favor(features: 2)), store: &store, rng: &rng)
         var batch = try SyntheticRetrievalTask(setting: 1, size: 5).trainingBatch(count: 2, rng: &rng)
         XCTAssertThrowsError(try model.forward(batch, store: store)) { error in
-            XCTAssertTrue("\(error)".contains("Omega"), "\(error)")
+            XCTAssertTrue("\(error)".contains("needs omega"), "\(error)")
         }
         XCTAssertThrowsError(try model.forward(batch, store: store, omega: Tensor(shape: [3, 3]))) { error in
             XCTAssertTrue("\(error)".contains("omega"), "\(error)")

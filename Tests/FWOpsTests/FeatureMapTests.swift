@@ -9,8 +9,8 @@ import FWTestSupport
 final class FeatureMapTests: XCTestCase {
     /// Every map the brief asks for at input size d (favor:5 draws its Omega).
     func maps(d: Int) -> [FeatureMap] {
-        var list: [FeatureMap] = [.identity, .elu1, .dpfp(order: 1), .dpfp(order: 3), .favor(features: 5)]
-        if 2 * d - 1 != 3 && 2 * d - 1 != 1 { list.insert(.dpfp(order: 2 * d - 1), at: 4) }
+        var list: [FeatureMap] = [.identity, .silu, .elu1, .dpfp(order: 1), .dpfp(order: 3), .favor(features: 5)]
+        if 2 * d - 1 != 3 && 2 * d - 1 != 1 { list.insert(.dpfp(order: 2 * d - 1), at: 5) }
         return list
     }
 
@@ -18,7 +18,7 @@ final class FeatureMapTests: XCTestCase {
     func pairs(d: Int) -> [(FeatureMap, FeatureNormalization)] {
         var result: [(FeatureMap, FeatureNormalization)] = []
         for map in maps(d: d) {
-            for norm in FeatureNormalization.allCases where !(map == .identity && norm == .sum) {
+            for norm in FeatureNormalization.allCases where !(norm == .sum && !map.isNonNegative) {
                 result.append((map, norm))
             }
         }
@@ -106,7 +106,7 @@ final class FeatureMapTests: XCTestCase {
     // MARK: parsing and validation
 
     func testParseRoundTrips() throws {
-        for map: FeatureMap in [.identity, .elu1, .dpfp(order: 1), .dpfp(order: 7), .favor(features: 64)] {
+        for map: FeatureMap in [.identity, .silu, .elu1, .dpfp(order: 1), .dpfp(order: 7), .favor(features: 64)] {
             XCTAssertEqual(try FeatureMap(parsing: map.description), map)
         }
         XCTAssertEqual(try FeatureMap(parsing: "dpfp:3"), .dpfp(order: 3))
@@ -114,6 +114,10 @@ final class FeatureMapTests: XCTestCase {
         XCTAssertEqual(FeatureMap.dpfp(order: 3).outputSize(inputSize: 4), 24)
         XCTAssertEqual(FeatureMap.elu1.outputSize(inputSize: 4), 4)
         XCTAssertFalse(FeatureMap.identity.isNonNegative)
+        XCTAssertFalse(FeatureMap.silu.isNonNegative)
+        XCTAssertEqual(FeatureMap.silu.outputSize(inputSize: 4), 4)
+        XCTAssertThrowsError(try FeatureNormalization.validate(map: .silu, normalization: .sum))
+        XCTAssertThrowsError(try FastWeightProgrammer(rule: .sum, featureMap: .silu, denominator: true))
         XCTAssertTrue(FeatureMap.elu1.isNonNegative && FeatureMap.dpfp(order: 1).isNonNegative
                       && FeatureMap.favor(features: 1).isNonNegative)
         for norm in FeatureNormalization.allCases {
@@ -129,7 +133,7 @@ final class FeatureMapTests: XCTestCase {
                 guard case let FWError.invalidArgument(message) = error else {
                     return XCTFail("'\(bad)': \(error)")
                 }
-                XCTAssertTrue(message.contains("identity, elu1, dpfp:N (N >= 1) or favor:M (M >= 1)"), message)
+                XCTAssertTrue(message.contains("identity, silu, elu1, dpfp:N (N >= 1) or favor:M (M >= 1)"), message)
                 XCTAssertTrue(message.contains("'\(bad)'"), message)
             }
         }

@@ -22,6 +22,13 @@ final class OpFWPCommandTests: XCTestCase {
         try cli.write(rng.normalTensor([5, dk]), "omega.npy")
         try cli.write(rng.normalTensor([B, H, T + 1, dk]), "q-long.npy")
         try cli.write(Tensor(shape: [3, 3]), "two-d.npy")
+        var g = rng.uniformTensor([B, H, T])
+        for i in 0..<g.count { g.storage[i] = -3 * g.storage[i] }
+        try cli.write(g, "g.npy")
+        g[1, 0, 4] = 0.25
+        try cli.write(g, "g-positive.npy")
+        g[1, 0, 4] = .infinity
+        try cli.write(g, "g-inf.npy")
     }
 
     override func tearDown() { cli.remove() }
@@ -47,6 +54,46 @@ final class OpFWPCommandTests: XCTestCase {
         assertSpecClose(try read("out/dbeta.npy").storage, g.dbeta!.storage, "dbeta")
         assertSpecClose(try read("out/dstate.npy").storage, g.dstate.storage, "dstate")
         XCTAssertEqual(try read("out/state.npy").shape, [B, H, dv, dk])
+    }
+
+    /// The gated rules write dg.npy (and dbeta.npy for gated-delta) and match the library.
+    func testGatedRulesWriteDgAndMatchTheLibrary() throws {
+        for rule in [FastWeightRule.gatedSum, .gatedDelta] {
+            let gates = rule == .gatedDelta ? ["--beta", "beta.npy", "--g", "g.npy"] : ["--g", "g.npy"]
+            let r = try cli.run(base + ["--rule", rule.rawValue, "--phi", "elu1", "--norm", "l2", "--state", "s0.npy",
+                                        "--dy", "dy.npy", "--dstate", "dsT.npy", "--algo", "chunked", "--chunk", "4"] + gates)
+            XCTAssertEqual(r.status, 0, r.err)
+            let expected = (rule == .gatedDelta ? ["dbeta.npy"] : []) + ["dg.npy", "dk.npy", "dq.npy", "dstate.npy", "dv.npy", "state.npy", "y.npy"]
+            XCTAssertEqual(cli.files(in: "out"), expected)
+            let op = try FastWeightProgrammer(rule: rule, featureMap: .elu1, normalization: .l2, algorithm: .recurrent)
+            let read = { (n: String) in try NPY.read(self.cli.path(n)) }
+            let res = try op.forward(q: read("q.npy"), k: read("k.npy"), v: read("v.npy"),
+                                     beta: rule == .gatedDelta ? read("beta.npy") : nil, g: read("g.npy"),
+                                     initialState: read("s0.npy"))
+            let g = try FastWeightProgrammer.backward(dy: read("dy.npy"), dstate: read("dsT.npy"), cache: res.cache!)
+            assertSpecClose(try read("out/y.npy").storage, res.y.storage, "\(rule) y")
+            assertSpecClose(try read("out/dg.npy").storage, g.dg!.storage, "\(rule) dg")
+            assertSpecClose(try read("out/dk.npy").storage, g.dk.storage, "\(rule) dk")
+            if rule == .gatedDelta { assertSpecClose(try read("out/dbeta.npy").storage, g.dbeta!.storage, "dbeta") }
+            try? FileManager.default.removeItem(atPath: cli.path("out"))
+        }
+    }
+
+    func testGatedRuleOptionErrors() throws {
+        let gs = base + ["--rule", "gated-sum", "--phi", "elu1", "--norm", "sum"]
+        let gd = base + ["--rule", "gated-delta", "--phi", "elu1", "--norm", "sum"]
+        try assertFails(gs, mentioning: "--g")
+        try assertFails(gs + ["--g", "g.npy", "--beta", "beta.npy"], mentioning: "--beta")
+        try assertFails(gd + ["--g", "g.npy"], mentioning: "--beta")
+        try assertFails(gd + ["--beta", "beta.npy"], mentioning: "--g")
+        try assertFails(base + ["--rule", "sum", "--phi", "elu1", "--norm", "sum", "--g", "g.npy"], mentioning: "--g")
+        try assertFails(base + ["--rule", "delta", "--phi", "elu1", "--norm", "sum", "--beta", "beta.npy", "--g", "g.npy"],
+                        mentioning: "--g")
+        try assertFails(gs + ["--g", "g-positive.npy"], mentioning: "above 0")
+        try assertFails(gs + ["--g", "g-inf.npy"], mentioning: "g-inf.npy")
+        try assertFails(gs + ["--g", "beta-missing.npy"], mentioning: "beta-missing.npy")
+        try assertFails(gs + ["--g", "v.npy"], mentioning: "g: expected shape")
+        try assertFails(gs + ["--g", "g.npy", "--denominator"], mentioning: "gated-sum")
     }
 
     func testSumRuleWithDenominatorAndFavor() throws {

@@ -31,7 +31,7 @@ extension CarriedFastWeightLayer {
         var q = Tensor.uninitialized(shape: [B, H, T, dk])
         var k = Tensor.uninitialized(shape: [B, H, T, dk])
         var v = Tensor.uninitialized(shape: [B, H, T, dvi])
-        var beta: Tensor? = rule == .delta ? Tensor.uninitialized(shape: [B, H, T]) : nil
+        var beta: Tensor? = rule.needs(.beta) ? Tensor.uninitialized(shape: [B, H, T]) : nil
         p.withUnsafeBufferPointer { pp in
             let rows = pp.baseAddress!
             q.withUnsafeMutableBufferPointer { AttentionHeads.gather($0.baseAddress!, from: rows, width: P, column: 0, B: B, H: H, T: T, d: dk) }
@@ -191,15 +191,6 @@ extension CarriedFastWeightLayer {
 
     /// Throws unless `omega` is `[m, dk]` for `favor:m`, and nil for every other map.
     func checkOmega(_ omega: Tensor?) throws {
-        switch (featureMap, omega) {
-        case let (.favor(m), nil):
-            throw FWError.invalidArgument("CarriedFastWeightLayer: favor:\(m) needs omega [m, dk] = \(describeShape([m, headSize]))")
-        case let (.favor(m), o?):
-            try o.checkShape("omega", [m, headSize])
-        case (_, .some):
-            throw FWError.invalidArgument("CarriedFastWeightLayer: omega is for the favor feature map only, not \(featureMap)")
-        default:
-            break
-        }
+        try featureMap.checkOmega(omega, inputSize: headSize, context: "CarriedFastWeightLayer")
     }
 }

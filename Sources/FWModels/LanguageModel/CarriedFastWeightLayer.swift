@@ -65,7 +65,7 @@ public struct CarriedFastWeightLayer: Sendable {
     /// Dphi, the size of a feature vector.
     public var featureSize: Int { featureMap.outputSize(inputSize: headSize) }
     /// P = 3 H dk (+ H for the delta rule's beta logits).
-    public var projectionSize: Int { heads * 3 * headSize + (rule == .delta ? heads : 0) }
+    public var projectionSize: Int { heads * 3 * headSize + (rule.needs(.beta) ? heads : 0) }
     /// Rows of one head's state: dk, plus one (z) with the denominator.
     public var stateRows: Int { headSize + (denominator ? 1 : 0) }
     /// The carried state's shape, `[B, H, dk (+ 1), Dphi]`.
@@ -87,6 +87,9 @@ public struct CarriedFastWeightLayer: Sendable {
         }
         let dk = modelSize / heads
         try featureMap.validate(inputSize: dk)
+        if rule.needs(.g) {
+            throw FWError.invalidArgument("CarriedFastWeightLayer: the \(rule) rule needs a log-decay g, which this layer does not compute")
+        }
         if denominator {
             // Checked here: the op itself runs without its own denominator.
             _ = try FastWeightProgrammer(rule: rule, featureMap: featureMap, normalization: normalization, denominator: true)
@@ -101,7 +104,7 @@ public struct CarriedFastWeightLayer: Sendable {
         self.normalization = normalization
         self.denominator = denominator
         self.outputScale = outputScale
-        let p = heads * 3 * dk + (rule == .delta ? heads : 0)
+        let p = heads * 3 * dk + (rule.needs(.beta) ? heads : 0)
         qkv = Linear(modelSize, p, bias: false, name: "\(name).qkv", store: &store, rng: &rng)
         out = Linear(modelSize, modelSize, bias: false, name: "\(name).out", store: &store, rng: &rng)
         if case let .favor(m) = featureMap {

@@ -72,6 +72,8 @@ extension LanguageModelStream {
                                 let beta = ActivationFunction.logistic(p[3 * H * dk + h])
                                 StreamKernels.deltaStep(state: S, rows: dk, features: dphi, k: phiK, q: phiQ, v: v,
                                                         beta: beta, out: oh)
+                            case .gatedSum, .gatedDelta:
+                                preconditionFailure("CarriedFastWeightLayer's init rejects the gated rules")
                             }
                             var f = layer.outputScale
                             if layer.denominator {

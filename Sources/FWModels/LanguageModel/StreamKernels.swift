@@ -181,6 +181,8 @@ enum StreamKernels {
         switch map {
         case .identity:
             out.update(from: x, count: d)
+        case .silu:
+            for i in 0..<d { let xi = x[i]; out[i] = xi / (1 + expf(-xi)) }
         case .elu1:
             for i in 0..<d { let xi = x[i]; out[i] = xi > 0 ? xi + 1 : expf(xi) }
         case let .dpfp(order):

@@ -56,11 +56,11 @@ extension SyntheticRetrievalModel {
                 throw FWError.invalidArgument("synthetic batch: \(name) id \(bad) is outside 0..<\(S) (S = \(S))")
             }
         }
-        if let m = favorFeatures {
-            guard let omega else { throw FWError.invalidArgument("favor:\(m) needs Omega [\(m), \(d)]") }
-            try omega.checkShape("omega", [m, d])
+        // The op's own omega check (one validator for the op, the layers and this model).
+        if let phi = reader.featureMap {
+            try phi.checkOmega(omega, inputSize: d)
         } else if omega != nil {
-            throw FWError.invalidArgument("Omega is only for favor, not \(reader)")
+            throw FWError.invalidArgument("omega is for the favor feature map only, not \(reader)")
         }
 
         // 1. Lookup tables: P_K = E W_k,e^T, P_Q = E W_q^T [S, d]; p_b = E w_b,e [S].

@@ -8,21 +8,18 @@ extension FastWeightProgrammer {
     /// shape for both rules (T = 1024, d = 32..128; see README, "Benchmarks").
     public static let automaticChunk = 32
 
-    /// The engine's choice of algorithm when the caller leaves it open,
-    /// following the crossover `make bench` measured on this machine class
-    /// (2 cores, OpenBLAS Zen kernels, forward+backward, T = 1024):
-    ///
-    /// * sum rule: chunked was faster at every d measured (4 to 128: 1.5x-2.4x);
-    /// * delta rule: recurrent is faster at d = 8 (1.14x) and even at d = 4;
-    ///   chunked wins from d = 16 on (1.7x-1.8x).
-    ///
-    /// So the delta rule runs recurrently when the state has at most 64
-    /// entries (Dphi * Dv <= 64, e.g. 8 x 8), everything else chunked.
+    /// The engine's choice of algorithm when the caller leaves it open: the
+    /// rule's own (`FastWeightRuleKernel.automaticAlgorithm`), following the
+    /// crossover `make bench` measured on this machine class (2 cores,
+    /// OpenBLAS Zen kernels, forward+backward, T = 1024): chunked everywhere
+    /// except the delta rule with at most 64 state entries.
     public static func automaticAlgorithm(rule: FastWeightRule, T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
-        if rule == .delta && dphi * dv <= recurrentMaxStateSize { return .recurrent }
-        return .chunked(size: automaticChunk)
+        rule.kernel.automaticAlgorithm(T: T, dphi: dphi, dv: dv)
     }
 
-    /// Delta-rule states with at most this many entries run recurrently.
-    static let recurrentMaxStateSize = 64
+    /// Floating-point operations of one sequence (forward, or forward + backward).
+    public static func flops(rule: FastWeightRule, algorithm: FWPAlgorithm, shape: SequenceShape,
+                             backward: Bool) -> Double {
+        rule.kernel.flops(algorithm, shape, backward: backward)
+    }
 }

@@ -7,8 +7,8 @@ extension FastWeightProgrammer {
     ///   - dy: dL/dy `[B, H, T, Dv]`.
     ///   - dstate: dL/dS_T `[B, H, Dv, Dphi]` (zero when nil).
     ///   - cache: from `forward(..., saveForBackward: true)`.
-    /// - Returns: dq, dk `[B, H, T, Dk]`, dv `[B, H, T, Dv]`, dbeta `[B, H, T]`
-    ///   (delta rule), dS_0 `[B, H, Dv, Dphi]`.
+    /// - Returns: dq, dk `[B, H, T, Dk]`, dv `[B, H, T, Dv]`, a `[B, H, T]`
+    ///   gradient per gate of the rule (dbeta, dg), dS_0 `[B, H, Dv, Dphi]`.
     /// - Throws: `FWError.shapeMismatch` for dy or dstate, `FWError.nonFinite`
     ///   naming the first NaN/Inf entry of either.
     public static func backward(dy: Tensor, dstate: Tensor? = nil, cache: FWPCache) throws -> FWPGradients {
@@ -55,33 +55,36 @@ extension FastWeightProgrammer {
         var dqf = [Float].uninitialized(count: BH * T * dphi)
         var dkf = [Float].uninitialized(count: BH * T * dphi)
         var dvInner = [Float].uninitialized(count: BH * T * dvi)
-        var dbeta = [Float].uninitialized(count: op.rule == .delta ? BH * T : 0)
+        let ruleGates = op.rule.gates
+        var dgateValues = [Float].uninitialized(count: ruleGates.count * BH * T)
         let savedCount = cache.savedCount
         cache.qf.withUnsafeBufferPointer { qp in
         cache.kf.withUnsafeBufferPointer { kp in
         cache.v.withUnsafeBufferPointer { vp in
-        cache.beta.withUnsafeBufferPointer { bp in
+        cache.gates.withUnsafeBufferPointer { bp in
         cache.finalStates.withUnsafeBufferPointer { sp in
         cache.saved.withUnsafeBufferPointer { savedp in
         dyInner.withUnsafeBufferPointer { dyp in
         dqf.withUnsafeMutableBufferPointer { dqp in
         dkf.withUnsafeMutableBufferPointer { dkp in
         dvInner.withUnsafeMutableBufferPointer { dvp in
-        dbeta.withUnsafeMutableBufferPointer { dbp in
+        dgateValues.withUnsafeMutableBufferPointer { dbp in
         dStates.withUnsafeMutableBufferPointer { dsp in
             let ins = UncheckedSendable((qp, kp, vp, bp, sp, savedp, dyp))
             let outs = UncheckedSendable((dqp, dkp, dvp, dbp, dsp))
             ThreadOwnership.forEachSequence(BH) { s in
                 let (qp, kp, vp, bp, sp, savedp, dyp) = ins.value
                 let (dqp, dkp, dvp, dbp, dsp) = outs.value
-                Self.kernelBackward(
-                    rule: op.rule, algorithm: cache.algorithm,
+                op.rule.kernel.backward(
+                    cache.algorithm,
                     dq: dqp.baseAddress! + s * T * dphi, dk: dkp.baseAddress! + s * T * dphi,
-                    dv: dvp.baseAddress! + s * T * dvi, dbeta: dbp.baseAddress.map { $0 + s * T },
+                    dv: dvp.baseAddress! + s * T * dvi,
+                    dgates: GateGradientPointers(sequence: s, T: T, of: ruleGates, in: dbp),
                     dstate: dsp.baseAddress! + s * dphi * dvi,
                     dy: dyp.baseAddress! + s * T * dvi,
                     q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
-                    v: vp.baseAddress! + s * T * dvi, beta: bp.baseAddress.map { $0 + s * T },
+                    v: vp.baseAddress! + s * T * dvi,
+                    gates: GatePointers(sequence: s, T: T, of: ruleGates, in: bp),
                     finalState: sp.baseAddress! + s * dphi * dvi,
                     saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
                     shape: shape)
@@ -106,10 +109,13 @@ extension FastWeightProgrammer {
             transposeInto(&dS0.storage, offset: s * dv * dphi, ld: dphi,
                           from: dStates, sourceOffset: s * dphi * dvi, rows: dphi, cols: dv, sourceLD: dvi)
         }
+        var gateGradients = FWPGates()
+        for (i, gate) in ruleGates.enumerated() {
+            gateGradients[gate] = Tensor(shape: [B, H, T], storage: Array(dgateValues[(i * BH * T)..<((i + 1) * BH * T)]))
+        }
         return FWPGradients(
             dq: dqRaw.reshaped([B, H, T, Dk]), dk: dkRaw.reshaped([B, H, T, Dk]), dv: dvOut,
-            dbeta: op.rule == .delta ? Tensor(shape: [B, H, T], storage: dbeta) : nil,
-            dstate: dS0)
+            dgates: gateGradients, dstate: dS0)
     }
 
     /// dL/dx from dL/d(n(phi(x))) over `[BH, T, Dk]` rows, in parallel over sequences.

@@ -7,7 +7,8 @@ extension FastWeightProgrammer {
     ///   - q: queries `[B, H, T, Dk]`.
     ///   - k: keys `[B, H, T, Dk]`.
     ///   - v: values `[B, H, T, Dv]`.
-    ///   - beta: write strengths `[B, H, T]` (delta rule only, in (0, 1)).
+    ///   - beta: write strengths `[B, H, T]` (the delta rules).
+    ///   - g: log-decays `[B, H, T]`, <= 0 (the gated rules).
     ///   - omega: FAVOR+'s projection `[M, Dk]` (`favor:M` only).
     ///   - initialState: S_0 `[B, H, Dv, Dphi]` (zero when nil; not with the denominator).
     ///   - saveForBackward: keep what `backward` needs (false saves memory and time).
@@ -16,9 +17,16 @@ extension FastWeightProgrammer {
     ///   for inputs that do not fit the configuration (or sizes beyond
     ///   `SizeLimits` or the machine's memory), `FWError.nonFinite` naming the
     ///   tensor and index of the first NaN/Inf entry: the op never runs on them.
-    public func forward(q: Tensor, k: Tensor, v: Tensor, beta: Tensor? = nil, omega: Tensor? = nil,
+    public func forward(q: Tensor, k: Tensor, v: Tensor, beta: Tensor? = nil, g: Tensor? = nil, omega: Tensor? = nil,
                         initialState: Tensor? = nil, saveForBackward: Bool = true) throws -> FWPResult {
-        let dims = try checkInputs(q: q, k: k, v: v, beta: beta, omega: omega, initialState: initialState)
+        try forward(q: q, k: k, v: v, gates: FWPGates(beta: beta, g: g), omega: omega,
+                    initialState: initialState, saveForBackward: saveForBackward)
+    }
+
+    /// `forward` with the gates in one container (`rule.gates` says which).
+    public func forward(q: Tensor, k: Tensor, v: Tensor, gates: FWPGates, omega: Tensor? = nil,
+                        initialState: Tensor? = nil, saveForBackward: Bool = true) throws -> FWPResult {
+        let dims = try checkInputs(q: q, k: k, v: v, gates: gates, omega: omega, initialState: initialState)
         let algorithm = self.algorithm ?? Self.automaticAlgorithm(rule: rule, T: dims.T, dphi: dims.dphi, dv: dims.dv)
         try MemoryBudget.check(dims.memoryEstimate(algorithm: algorithm),
                                "the fast weight programmer on q \(describeShape(q.shape)) (Dphi \(dims.dphi)), v \(describeShape(v.shape))")
@@ -45,7 +53,8 @@ extension FastWeightProgrammer {
         } else {
             vInner = v.storage
         }
-        let betaValues = beta?.storage ?? []
+        // The gates, [gates, BH, T] in rule.gates order.
+        let gateValues = rule.gates.flatMap { gates[$0]!.storage }
 
         // 3. States S^T per sequence, [BH, Dphi, Dv'] (internal layout).
         var states = [Float](repeating: 0, count: BH * dphi * dvi)
@@ -57,26 +66,27 @@ extension FastWeightProgrammer {
         }
 
         // 4. The recurrence, one kernel call per sequence, sequences in parallel.
-        let savedCount = saveForBackward ? Self.savedCount(rule: rule, algorithm: algorithm, shape: shape) : 0
+        let savedCount = saveForBackward ? rule.kernel.savedCount(algorithm, shape) : 0
         var saved = [Float].uninitialized(count: BH * savedCount)
         var yInner = [Float].uninitialized(count: BH * T * dvi)
         qf.withUnsafeBufferPointer { qp in
         kf.withUnsafeBufferPointer { kp in
         vInner.withUnsafeBufferPointer { vp in
-        betaValues.withUnsafeBufferPointer { bp in
+        gateValues.withUnsafeBufferPointer { bp in
         yInner.withUnsafeMutableBufferPointer { yp in
         states.withUnsafeMutableBufferPointer { sp in
         saved.withUnsafeMutableBufferPointer { savedp in
             let ptrs = UncheckedSendable((qp, kp, vp, bp, yp, sp, savedp))
+            let kernel = rule.kernel, ruleGates = rule.gates
             ThreadOwnership.forEachSequence(BH) { s in
                 let (qp, kp, vp, bp, yp, sp, savedp) = ptrs.value
-                Self.kernelForward(
-                    rule: rule, algorithm: algorithm,
+                kernel.forward(
+                    algorithm,
                     y: yp.baseAddress! + s * T * dvi, state: sp.baseAddress! + s * dphi * dvi,
                     saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
                     q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
                     v: vp.baseAddress! + s * T * dvi,
-                    beta: bp.baseAddress.map { $0 + s * T }, shape: shape)
+                    gates: GatePointers(sequence: s, T: T, of: ruleGates, in: bp), shape: shape)
             }
         }}}}}}}
 
@@ -101,7 +111,7 @@ extension FastWeightProgrammer {
         let cache = saveForBackward
             ? FWPCache(op: self, algorithm: algorithm, dims: dims,
                        q: q.reshaped([BH, T, dk]), k: k.reshaped([BH, T, dk]),
-                       qf: qf, kf: kf, v: vInner, beta: betaValues, omega: omega,
+                       qf: qf, kf: kf, v: vInner, gates: gateValues, omega: omega,
                        finalStates: states, saved: saved, savedCount: savedCount,
                        numerators: denominator ? yInner : [])
             : nil
@@ -135,5 +145,35 @@ func transposeInto(_ dest: inout [Float], offset: Int, ld: Int,
     let sld = sourceLD ?? cols
     for i in 0..<rows {
         for j in 0..<cols { dest[offset + j * ld + i] = source[sourceOffset + i * sld + j] }
+    }
+}
+
+extension GatePointers {
+    /// Sequence `s`'s gates inside `[gates, BH, T]` values laid out in `order`.
+    init(sequence s: Int, T: Int, of order: [FWPGate], in values: UnsafeBufferPointer<Float>) {
+        self.init()
+        let BH = order.isEmpty ? 0 : values.count / (order.count * T)
+        for (i, gate) in order.enumerated() {
+            let p = UnsafePointer(values.baseAddress! + (i * BH + s) * T)
+            switch gate {
+            case .beta: beta = p
+            case .g: g = p
+            }
+        }
+    }
+}
+
+extension GateGradientPointers {
+    /// Sequence `s`'s gate gradients inside `[gates, BH, T]` laid out in `order`.
+    init(sequence s: Int, T: Int, of order: [FWPGate], in values: UnsafeMutableBufferPointer<Float>) {
+        self.init()
+        let BH = order.isEmpty ? 0 : values.count / (order.count * T)
+        for (i, gate) in order.enumerated() {
+            let p = values.baseAddress! + (i * BH + s) * T
+            switch gate {
+            case .beta: beta = p
+            case .g: g = p
+            }
+        }
     }
 }

@@ -1,23 +1,5 @@
 import FWCore
 
-/// The write rule of a fast weight programmer (docs/contract.md section 4).
-public enum FastWeightRule: String, Sendable, CaseIterable, CustomStringConvertible {
-    /// `S_t = S_{t-1} + v_t k'_t^T` (linear attention).
-    case sum
-    /// `S_t = S_{t-1} + beta_t (v_t - S_{t-1} k'_t) k'_t^T`.
-    case delta
-
-    public var description: String { rawValue }
-
-    /// Parses `sum` or `delta`.
-    public init(parsing text: String) throws {
-        guard let rule = FastWeightRule(rawValue: text) else {
-            throw FWError.invalidArgument("unknown rule '\(text)' (expected sum or delta)")
-        }
-        self = rule
-    }
-}
-
 /// How the recurrence over time is computed; both give the same function.
 public enum FWPAlgorithm: Equatable, Sendable, CustomStringConvertible {
     /// Token by token: rank-1 `sger` writes and `sgemv` reads.
@@ -46,8 +28,10 @@ public enum FWPAlgorithm: Equatable, Sendable, CustomStringConvertible {
 ///
 /// ```
 /// k'_t = n(phi(k_t)),  q'_t = n(phi(q_t))
-/// sum:    S_t = S_{t-1} + v_t k'_t^T
-/// delta:  S_t = S_{t-1} + beta_t (v_t - S_{t-1} k'_t) k'_t^T
+/// sum:          S_t = S_{t-1} + v_t k'_t^T
+/// delta:        S_t = S_{t-1} + beta_t (v_t - S_{t-1} k'_t) k'_t^T
+/// gated-sum:    S_t = a_t S_{t-1} + v_t k'_t^T,  a_t = exp(g_t)
+/// gated-delta:  S_t = a_t S_{t-1} + beta_t (v_t - a_t S_{t-1} k'_t) k'_t^T
 /// y_t = S_t q'_t      (or S_t q'_t / (z_t . q'_t + 1e-6), z_t = z_{t-1} + k'_t, with the denominator)
 /// ```
 ///
@@ -69,15 +53,15 @@ public struct FastWeightProgrammer: Sendable {
     /// Checks the combination (docs/contract.md sections 3, 4) and builds the op.
     ///
     /// - Throws: `FWError.invalidArgument` for `identity` + `sum`, the
-    ///   denominator with the delta rule or with a phi that can be negative,
+    ///   denominator with a rule other than sum or with a phi that can be negative,
     ///   or a chunk size below 1.
     public init(rule: FastWeightRule, featureMap: FeatureMap = .identity,
                 normalization: FeatureNormalization = .none, denominator: Bool = false,
                 algorithm: FWPAlgorithm? = nil) throws {
         try FeatureNormalization.validate(map: featureMap, normalization: normalization)
         if denominator {
-            if rule == .delta {
-                throw FWError.invalidArgument("the attention denominator is defined for the sum rule only, not the delta rule")
+            if !rule.allowsDenominator {
+                throw FWError.invalidArgument("the attention denominator is defined for the sum rule only, not the \(rule) rule")
             }
             if !featureMap.isNonNegative {
                 throw FWError.invalidArgument("the attention denominator needs a non-negative feature map (elu1, dpfp, favor), not \(featureMap)")
@@ -113,8 +97,12 @@ public struct FWPGradients: Sendable {
     public var dk: Tensor
     /// dL/dv, `[B, H, T, Dv]`.
     public var dv: Tensor
-    /// dL/dbeta, `[B, H, T]` (delta rule only).
-    public var dbeta: Tensor?
+    /// dL/d(gate) for every gate of the rule, `[B, H, T]` each.
+    public var dgates: FWPGates
+    /// dL/dbeta, `[B, H, T]` (the delta rules).
+    public var dbeta: Tensor? { dgates.beta }
+    /// dL/dg, `[B, H, T]` (the gated rules).
+    public var dg: Tensor? { dgates.g }
     /// dL/dS_0, `[B, H, Dv, Dphi]` (at S_0 = 0 when no initial state was given).
     public var dstate: Tensor
 }
@@ -130,7 +118,8 @@ public struct FWPCache: Sendable {
     let qf: [Float], kf: [Float]
     /// v, or [v, 1] with the denominator: `[BH, T, Dv']`.
     let v: [Float]
-    let beta: [Float]
+    /// The rule's gates, `[gates, BH, T]` in `rule.gates` order.
+    let gates: [Float]
     let omega: Tensor?
     /// Final internal states S_T^T, `[BH, Dphi, Dv']`.
     let finalStates: [Float]

@@ -11,6 +11,7 @@ extension FeatureMap {
     /// it, never stored. With g = dL/dphi (from `FeatureNormalization.backward`):
     /// ```
     /// identity: dx = g
+    /// silu:     dx_t = g_t * s_t (1 + x_t (1 - s_t)),  s = sigmoid(x)
     /// elu1:     dx_t = g_t * (1 if x_t > 0 else exp(x_t))
     /// dpfp:     dr[i] = sum_j g[j,i] r[i-j-1] + g[j,i+j+1] r[i+j+1]   (indices mod 2d)
     ///           dx_t = dr[t] [x_t > 0] - dr[d+t] [x_t < 0]
@@ -30,7 +31,7 @@ extension FeatureMap {
             // phi(x) = x, so x itself is the normalisation's input.
             normalization.backward(du: dx, dout: dout, u: x, out: out, rows: rows, size: d)
 
-        case .elu1, .dpfp:
+        case .silu, .elu1, .dpfp:
             if case let .dpfp(order) = self {
                 precondition(order >= 1 && order <= 2 * d - 1, "FeatureMap.backward: \(self) with d=\(d)")
             }
@@ -52,7 +53,9 @@ extension FeatureMap {
                     recompute(g, x: xr, d: d, r: r)
                     normalization.backward(du: g, dout: dy, u: g, out: out + row * dphi, rows: 1, size: dphi)
                 }
-                if self == .elu1 {
+                if self == .silu {
+                    for t in 0..<d { dxr[t] = g[t] * Self.siluDerivative(xr[t]) }
+                } else if self == .elu1 {
                     // d phi_t / d x_t = 1 for x_t > 0, exp(x_t) = phi_t otherwise.
                     for t in 0..<d { dxr[t] = xr[t] > 0 ? g[t] : g[t] * expf(xr[t]) }
                 } else if case let .dpfp(order) = self {

@@ -13,6 +13,7 @@ extension FeatureMap {
     ///
     /// ```
     /// identity: phi = x
+    /// silu:     phi_i = x_i sigmoid(x_i)
     /// elu1:     phi_i = x_i + 1 (x_i > 0), exp(x_i) otherwise
     /// dpfp:N    r = relu([x, -x]);  phi[j*2d + i] = r[i] * r[(i - (j+1)) mod 2d]
     /// favor:M   u = Omega x;  phi = [exp(u_i - |x|^2/2), exp(-u_i - |x|^2/2)] / sqrt(2M)
@@ -27,6 +28,9 @@ extension FeatureMap {
         switch self {
         case .identity:
             out.update(from: x, count: rows * d)
+
+        case .silu:
+            for i in 0..<(rows * d) { out[i] = Self.silu(x[i]) }
 
         case .elu1:
             for i in 0..<(rows * d) {
@@ -113,6 +117,8 @@ extension FeatureMap {
         switch self {
         case .identity:
             phi.update(from: x, count: d)
+        case .silu:
+            for t in 0..<d { phi[t] = Self.silu(x[t]) }
         case .elu1:
             for t in 0..<d { phi[t] = x[t] > 0 ? x[t] + 1 : expf(x[t]) }
         case let .dpfp(order):
@@ -176,5 +182,23 @@ extension FeatureMap {
     static func withOmegaPointer<R>(_ omega: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let omega else { return body(nil) }
         return omega.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+extension FeatureMap {
+    /// x sigmoid(x), in a form that neither overflows nor loses the sign:
+    /// x / (1 + exp(-x)) for x >= 0, x exp(x) / (1 + exp(x)) otherwise.
+    @inline(__always)
+    static func silu(_ x: Float) -> Float {
+        if x >= 0 { return x / (1 + expf(-x)) }
+        let e = expf(x)
+        return x * e / (1 + e)
+    }
+
+    /// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x).
+    @inline(__always)
+    static func siluDerivative(_ x: Float) -> Float {
+        let s: Float = x >= 0 ? 1 / (1 + expf(-x)) : { let e = expf(x); return e / (1 + e) }()
+        return s * (1 + x * (1 - s))
     }
 }

@@ -5,6 +5,7 @@ import FWCore
 /// | case | spelling | Dphi | phi(x), x in R^d |
 /// |---|---|---|---|
 /// | `identity` | `identity` | d | x |
+/// | `silu` | `silu` | d | x sigmoid(x) (signed) |
 /// | `elu1` | `elu1` | d | x + 1 for x > 0, exp(x) otherwise |
 /// | `dpfp(order: N)` | `dpfp:N` | 2 d N | r = relu([x, -x]); phi[j*2d + i] = r[i] r[(i - (j+1)) mod 2d] |
 /// | `favor(features: M)` | `favor:M` | 2 M | exp(+-(Omega x)_i - \|x\|^2/2) / sqrt(2M) |
@@ -15,6 +16,8 @@ import FWCore
 public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     /// phi(x) = x (Dphi = d). Outputs can be negative.
     case identity
+    /// phi(x) = x * sigmoid(x) elementwise (Dphi = d; DeltaNet-style layers). Outputs can be negative.
+    case silu
     /// phi(x) = elu(x) + 1 (Dphi = d; Katharopoulos et al.).
     case elu1
     /// Deterministic parameter-free projection of order N (Dphi = 2 d N; Schlag et al.).
@@ -23,7 +26,7 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     case favor(features: Int)
 
     /// The spellings `init(parsing:)` accepts, for error messages and help text.
-    public static let validForms = "identity, elu1, dpfp:N (N >= 1) or favor:M (M >= 1)"
+    public static let validForms = "identity, silu, elu1, dpfp:N (N >= 1) or favor:M (M >= 1)"
 
     /// Parses `identity`, `elu1`, `dpfp:N` or `favor:M` (N, M positive
     /// integers). Throws `FWError.invalidArgument` listing the valid forms
@@ -32,6 +35,7 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws {
         switch text {
         case "identity": self = .identity
+        case "silu": self = .silu
         case "elu1": self = .elu1
         default:
             let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
@@ -52,6 +56,7 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .identity: return "identity"
+        case .silu: return "silu"
         case .elu1: return "elu1"
         case let .dpfp(n): return "dpfp:\(n)"
         case let .favor(m): return "favor:\(m)"
@@ -62,15 +67,21 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
     /// first: it checks that this product fits).
     public func outputSize(inputSize d: Int) -> Int {
         switch self {
-        case .identity, .elu1: return d
+        case .identity, .silu, .elu1: return d
         case let .dpfp(n): return 2 * d * n
         case let .favor(m): return 2 * m
         }
     }
 
-    /// True when every output is >= 0 (all but `identity`); required by the
-    /// `sum` normalisation and by the attention denominator.
-    public var isNonNegative: Bool { self != .identity }
+    /// True when every output is >= 0 (all but `identity` and `silu`); required by the
+    /// `sum` normalisation and by the attention denominator. Decided per
+    /// case, so that a new map must say.
+    public var isNonNegative: Bool {
+        switch self {
+        case .identity, .silu: return false
+        case .elu1, .dpfp, .favor: return true
+        }
+    }
 
     /// True for `favor`, which needs a random matrix Omega `[M, d]`.
     public var needsOmega: Bool {
@@ -86,7 +97,7 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
             throw FWError.invalidArgument("feature map \(self): input size must be >= 1, got \(d)")
         }
         switch self {
-        case .identity, .elu1:
+        case .identity, .silu, .elu1:
             return
         case let .dpfp(n):
             // n <= 2d - 1, written so that it cannot overflow: n / 2 < d.
@@ -102,7 +113,7 @@ public enum FeatureMap: Equatable, Sendable, CustomStringConvertible {
         // Dphi is a BLAS size too (checked products: d and N may be huge).
         let factors: [Int]
         switch self {
-        case .identity, .elu1: factors = [d]
+        case .identity, .silu, .elu1: factors = [d]
         case let .dpfp(n): factors = [2, d, n]
         case let .favor(m): factors = [2, m]
         }

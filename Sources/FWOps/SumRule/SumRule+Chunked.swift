@@ -28,35 +28,9 @@ extension SumRule {
         shape: SequenceShape, chunk: Int
     ) {
         check(shape, chunk: chunk)
-        let T = shape.T, dphi = shape.dphi, dv = shape.dv
-        let maxL = min(chunk, T)
-        // Scratch, once per call: the masked scores tril(Q K^T), [L, L].
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxL * maxL)
-        defer { scores.deallocate() }
-
-        var c = 0
-        var t0 = 0
-        while t0 < T {
-            let L = min(chunk, T - t0)
-            let Q = q + t0 * dphi, K = k + t0 * dphi, V = v + t0 * dv, Y = y + t0 * dv
-            if let saved { (saved + c * shape.stateCount).update(from: state, count: shape.stateCount) }
-
-            // Inter-chunk read: Y = Q P.                         [L, dphi] x [dphi, dv]
-            BLAS.sgemm(.none, .none, m: L, n: dv, k: dphi,
-                       alpha: 1, a: Q, lda: dphi, b: state, ldb: dv, beta: 0, c: Y, ldc: dv)
-            // Intra-chunk scores: A = tril(Q K^T).               [L, dphi] x [dphi, L]
-            BLAS.sgemm(.none, .transpose, m: L, n: L, k: dphi,
-                       alpha: 1, a: Q, lda: dphi, b: K, ldb: dphi, beta: 0, c: scores, ldc: L)
-            zeroStrictUpper(scores, order: L)
-            // Intra-chunk read: Y += A V.                        [L, L] x [L, dv]
-            BLAS.sgemm(.none, .none, m: L, n: dv, k: L,
-                       alpha: 1, a: scores, lda: L, b: V, ldb: dv, beta: 1, c: Y, ldc: dv)
-            // Write: P += K^T V.                                 [dphi, L] x [L, dv]
-            BLAS.sgemm(.transpose, .none, m: dphi, n: dv, k: L,
-                       alpha: 1, a: K, lda: dphi, b: V, ldb: dv, beta: 1, c: state, ldc: dv)
-            c += 1
-            t0 += chunk
-        }
+        // The shared chunk stages without decay (the sum rule is the gated sum rule at g = 0).
+        GatedSumRule.chunkedForward(y: y, state: state, saved: saved, q: q, k: k, v: v, g: nil,
+                                    shape: shape, chunk: chunk)
     }
 
     /// Chunked backward of the sum rule for one sequence: the chunks in
@@ -93,60 +67,7 @@ extension SumRule {
         shape: SequenceShape, chunk: Int
     ) {
         check(shape, chunk: chunk)
-        guard let saved else { preconditionFailure("SumRule.chunkedBackward: saved is nil (the forward must save)") }
-        let T = shape.T, dphi = shape.dphi, dvSize = shape.dv
-        let maxL = min(chunk, T)
-        // Scratch, once per call: G = M o (dY V^T) and A = M o (Q K^T), [L, L] each.
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * maxL * maxL)
-        defer { scratch.deallocate() }
-        let G = scratch, A = scratch + maxL * maxL
-        let dP = dstate
-
-        for c in stride(from: shape.chunkCount(chunk) - 1, through: 0, by: -1) {
-            let t0 = c * chunk
-            let L = min(chunk, T - t0)
-            let Q = q + t0 * dphi, K = k + t0 * dphi, V = v + t0 * dvSize, dY = dy + t0 * dvSize
-            let dQ = dq + t0 * dphi, dK = dk + t0 * dphi, dV = dv + t0 * dvSize
-            let P0 = saved + c * shape.stateCount
-
-            // dQ = dY P0^T.                                      [L, dv] x [dv, dphi]
-            BLAS.sgemm(.none, .transpose, m: L, n: dphi, k: dvSize,
-                       alpha: 1, a: dY, lda: dvSize, b: P0, ldb: dvSize, beta: 0, c: dQ, ldc: dphi)
-            // G = M o (dY V^T).                                  [L, dv] x [dv, L]
-            BLAS.sgemm(.none, .transpose, m: L, n: L, k: dvSize,
-                       alpha: 1, a: dY, lda: dvSize, b: V, ldb: dvSize, beta: 0, c: G, ldc: L)
-            zeroStrictUpper(G, order: L)
-            // dQ += G K.                                         [L, L] x [L, dphi]
-            BLAS.sgemm(.none, .none, m: L, n: dphi, k: L,
-                       alpha: 1, a: G, lda: L, b: K, ldb: dphi, beta: 1, c: dQ, ldc: dphi)
-            // dK = G^T Q.                                        [L, L] x [L, dphi]
-            BLAS.sgemm(.transpose, .none, m: L, n: dphi, k: L,
-                       alpha: 1, a: G, lda: L, b: Q, ldb: dphi, beta: 0, c: dK, ldc: dphi)
-            // dK += V dP^T (the write P += K^T V).               [L, dv] x [dv, dphi]
-            BLAS.sgemm(.none, .transpose, m: L, n: dphi, k: dvSize,
-                       alpha: 1, a: V, lda: dvSize, b: dP, ldb: dvSize, beta: 1, c: dK, ldc: dphi)
-            // A = M o (Q K^T), recomputed rather than saved.     [L, dphi] x [dphi, L]
-            BLAS.sgemm(.none, .transpose, m: L, n: L, k: dphi,
-                       alpha: 1, a: Q, lda: dphi, b: K, ldb: dphi, beta: 0, c: A, ldc: L)
-            zeroStrictUpper(A, order: L)
-            // dV = A^T dY.                                       [L, L] x [L, dv]
-            BLAS.sgemm(.transpose, .none, m: L, n: dvSize, k: L,
-                       alpha: 1, a: A, lda: L, b: dY, ldb: dvSize, beta: 0, c: dV, ldc: dvSize)
-            // dV += K dP (the write).                            [L, dphi] x [dphi, dv]
-            BLAS.sgemm(.none, .none, m: L, n: dvSize, k: dphi,
-                       alpha: 1, a: K, lda: dphi, b: dP, ldb: dvSize, beta: 1, c: dV, ldc: dvSize)
-            // dL/dP0 = dP + Q^T dY (the read Q P0; the write passes dP through).
-            BLAS.sgemm(.transpose, .none, m: dphi, n: dvSize, k: L,
-                       alpha: 1, a: Q, lda: dphi, b: dY, ldb: dvSize, beta: 1, c: dP, ldc: dvSize)
-        }
-    }
-
-    /// Zeroes the entries above the diagonal of a row-major `order x order`
-    /// matrix (`ld = order`): the causal mask, keeping the diagonal.
-    @inline(__always)
-    static func zeroStrictUpper(_ a: UnsafeMutablePointer<Float>, order: Int) {
-        for i in 0..<order where i + 1 < order {
-            (a + i * order + i + 1).update(repeating: 0, count: order - i - 1)
-        }
+        GatedSumRule.chunkedBackward(dq: dq, dk: dk, dv: dv, dg: nil, dstate: dstate, dy: dy, q: q, k: k, v: v, g: nil,
+                                     saved: saved, shape: shape, chunk: chunk)
     }
 }

@@ -6,7 +6,7 @@ import FastWeights
 /// (and, by central finite differences, for its gradients).
 ///
 /// All arrays are flat row-major Float64 in the contract layouts: q, k
-/// `[B, H, T, Dk]`, v `[B, H, T, Dv]`, beta `[B, H, T]`, omega `[M, Dk]`,
+/// `[B, H, T, Dk]`, v `[B, H, T, Dv]`, beta and g `[B, H, T]`, omega `[M, Dk]`,
 /// states `[B, H, Dv, Dphi]`.
 public struct ReferenceFWP {
     public var rule: FastWeightRule
@@ -29,7 +29,7 @@ public struct ReferenceFWP {
     }
 
     /// y `[B, H, T, Dv]` and S_T `[B, H, Dv, Dphi]`.
-    public func evaluate(q: [Double], k: [Double], v: [Double], beta: [Double], omega: [Double],
+    public func evaluate(q: [Double], k: [Double], v: [Double], beta: [Double], g: [Double] = [], omega: [Double],
                          initialState: [Double]?) -> (y: [Double], state: [Double]) {
         let P = dphi
         var y = [Double](repeating: 0, count: B * H * T * dv)
@@ -43,10 +43,15 @@ public struct ReferenceFWP {
                 let kt = features(Array(k[(row * dk)..<((row + 1) * dk)]), omega: omega)
                 let qt = features(Array(q[(row * dk)..<((row + 1) * dk)]), omega: omega)
                 let vt = Array(v[(row * dv)..<((row + 1) * dv)])
+                // Section 4b: the gated rules decay the state first (a_t = exp(g_t)).
+                if rule == .gatedSum || rule == .gatedDelta {
+                    let a = Foundation.exp(g[row])
+                    for i in 0..<(dv * P) { S[i] *= a }
+                }
                 switch rule {
-                case .sum:
+                case .sum, .gatedSum:
                     for i in 0..<dv { for j in 0..<P { S[i * P + j] += vt[i] * kt[j] } }
-                case .delta:
+                case .delta, .gatedDelta:
                     let b = beta[row]
                     var vbar = [Double](repeating: 0, count: dv)
                     for i in 0..<dv { for j in 0..<P { vbar[i] += S[i * P + j] * kt[j] } }
@@ -70,9 +75,9 @@ public struct ReferenceFWP {
     }
 
     /// The scalar `<dy, y> + <dS_T, S_T>` whose gradients the op's backward returns.
-    public func loss(q: [Double], k: [Double], v: [Double], beta: [Double], omega: [Double],
+    public func loss(q: [Double], k: [Double], v: [Double], beta: [Double], g: [Double] = [], omega: [Double],
                      initialState: [Double]?, dy: [Double], dstate: [Double]?) -> Double {
-        let (y, s) = evaluate(q: q, k: k, v: v, beta: beta, omega: omega, initialState: initialState)
+        let (y, s) = evaluate(q: q, k: k, v: v, beta: beta, g: g, omega: omega, initialState: initialState)
         return dot(dy, y) + (dstate.map { dot($0, s) } ?? 0)
     }
 }

@@ -13,6 +13,8 @@ public enum FeatureMapsReference {
         switch map {
         case .identity:
             return x
+        case .silu:
+            return x.map { $0 / (1 + exp(-$0)) }
         case .elu1:
             return x.map { $0 > 0 ? $0 + 1 : exp($0) }
         case let .dpfp(n):

@@ -52,7 +52,7 @@ extension FastWeightLayer {
         var q = Tensor.uninitialized(shape: [B, H, T, dk])
         var k = Tensor.uninitialized(shape: [B, H, T, dk])
         var v = Tensor.uninitialized(shape: [B, H, T, dv])
-        var beta: Tensor? = config.rule == .delta ? Tensor.uninitialized(shape: [B, H, T]) : nil
+        var beta: Tensor? = config.rule.needs(.beta) ? Tensor.uninitialized(shape: [B, H, T]) : nil
         if n > 0 {
             store.withValues { w in
                 Linear.forward(out: &p, inp: x.storage, weight: w + qkv.weight.offset, bias: nil,
@@ -108,15 +108,6 @@ extension FastWeightLayer {
 extension FastWeightLayer {
     /// Throws unless `omega` is `[M, dk]` for `favor:M`, and nil for every other map.
     func checkOmega(_ omega: Tensor?) throws {
-        switch (config.featureMap, omega) {
-        case let (.favor(m), nil):
-            throw FWError.invalidArgument("FastWeightLayer: favor:\(m) needs omega [M, dk] = \(describeShape([m, config.headSize]))")
-        case let (.favor(m), o?):
-            try o.checkShape("omega", [m, config.headSize])
-        case (_, .some):
-            throw FWError.invalidArgument("FastWeightLayer: omega is for the favor feature map only, not \(config.featureMap)")
-        default:
-            break
-        }
+        try config.featureMap.checkOmega(omega, inputSize: config.headSize, context: "FastWeightLayer")
     }
 }

@@ -66,7 +66,7 @@ public struct FastWeightLayerConfig: Equatable, Sendable {
     /// Width of the fused projection's output row:
     /// `H*dk (q) + H*dk (k) + H*dv (v)` and, for the delta rule, `+ H (beta)`.
     public var projectionSize: Int {
-        heads * (2 * headSize + valueSize) + (rule == .delta ? heads : 0)
+        heads * (2 * headSize + valueSize) + (rule.needs(.beta) ? heads : 0)
     }
 
     /// Checks the sizes and builds the op the configuration describes.
@@ -80,6 +80,10 @@ public struct FastWeightLayerConfig: Equatable, Sendable {
             if value < 1 {
                 throw FWError.invalidArgument("FastWeightLayerConfig: \(name) must be at least 1, got \(value)")
             }
+        }
+        // The layer projects beta (sigmoid(w . x)) but no log-decay yet.
+        if rule.needs(.g) {
+            throw FWError.invalidArgument("FastWeightLayerConfig: the \(rule) rule needs a log-decay g, which this layer does not compute")
         }
         do {
             try featureMap.validate(inputSize: headSize)

@@ -1,0 +1,64 @@
+import FWCore
+
+/// The delta rule as a rule of the batched op (registry: `FastWeightRule.delta`).
+extension DeltaRule: FastWeightRuleKernel {
+    public static var gates: [FWPGate] { [.beta] }
+
+    /// Recurrent is faster at d = 8 (1.14x) and even at d = 4, chunked from
+    /// d = 16 on (1.7x-1.8x; `make bench`, forward+backward, T = 1024): so the
+    /// delta rule runs recurrently when the state has at most 64 entries.
+    public static func automaticAlgorithm(T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
+        dphi * dv <= recurrentMaxStateSize ? .recurrent : .chunked(size: FastWeightProgrammer.automaticChunk)
+    }
+
+    /// States with at most this many entries run recurrently.
+    static let recurrentMaxStateSize = 64
+
+    public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
+        switch algorithm {
+        case .recurrent: return recurrentSavedCount(shape)
+        case let .chunked(c): return chunkedSavedCount(shape, chunk: c)
+        }
+    }
+
+    public static func flops(_ algorithm: FWPAlgorithm, _ shape: SequenceShape, backward: Bool) -> Double {
+        switch algorithm {
+        case .recurrent: return recurrentFlops(shape, backward: backward)
+        case let .chunked(c): return chunkedFlops(shape, chunk: c, backward: backward)
+        }
+    }
+
+    public static func forward(
+        _ algorithm: FWPAlgorithm,
+        y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, saved: UnsafeMutablePointer<Float>?,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
+        shape: SequenceShape
+    ) {
+        guard let beta = gates.beta else { preconditionFailure("DeltaRule: no beta") }
+        switch algorithm {
+        case .recurrent:
+            recurrentForward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, shape: shape)
+        case let .chunked(c):
+            chunkedForward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, shape: shape, chunk: c)
+        }
+    }
+
+    public static func backward(
+        _ algorithm: FWPAlgorithm,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>,
+        dy: UnsafePointer<Float>,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
+        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?, shape: SequenceShape
+    ) {
+        guard let beta = gates.beta, let dbeta = dgates.beta else { preconditionFailure("DeltaRule: no beta") }
+        switch algorithm {
+        case .recurrent:
+            recurrentBackward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dstate: dstate, dy: dy, q: q, k: k, v: v,
+                              beta: beta, finalState: finalState, saved: saved, shape: shape)
+        case let .chunked(c):
+            chunkedBackward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dstate: dstate, dy: dy, q: q, k: k, v: v,
+                            beta: beta, finalState: finalState, saved: saved, shape: shape, chunk: c)
+        }
+    }
+}
