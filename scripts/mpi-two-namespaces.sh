@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two "machines" on this one: network namespaces fwp-a and fwp-b joined by a
 # veth pair (10.77.0.1 <-> 10.77.0.2), one MPI rank in each, Open MPI's TCP
-# transport between them (no shared memory), then a 2-rank `fwp train lm
+# transport between them (no shared memory; no core binding, since each
+# "host" would bind its rank to core 0), then a 2-rank `fwp train lm
 # --distributed` beside a 1-rank run of the same model, and an all-reduce
 # check. Needs root (ip netns) and a built fwp. Tears everything down on exit.
 #
@@ -69,7 +70,7 @@ PY
 fi
 DATA=$(realpath "$DATA")
 
-MPI=(mpirun --allow-run-as-root --hostfile "$WORK/hosts" -np 2
+MPI=(mpirun --allow-run-as-root --hostfile "$WORK/hosts" -np 2 --bind-to none
      --mca plm_rsh_agent "$WORK/netns-agent"
      --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24
      -x FWP_THREADS=1 -x FWP_KEEP_BLAS_CORE=1)

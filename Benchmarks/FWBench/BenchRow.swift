@@ -25,8 +25,9 @@ public struct BenchRow: Codable, Sendable {
     public var sgemm_peak_gflops: Double
     /// `gflops / sgemm_peak_gflops`.
     public var peak_fraction: Double
-    /// The machine's limit: the same run's sgemm at n = 1024 on every worker
-    /// thread at once (set by `fwp bench` for every row).
+    /// The machine's limit: the best sgemm rate of the same run on every
+    /// worker thread at once, at n = 1024 or at any row's size class,
+    /// whichever is higher (set by `fwp bench` for every row).
     public var machine_peak_gflops: Double = 0
     /// `gflops / machine_peak_gflops`.
     public var machine_peak_fraction: Double = 0
