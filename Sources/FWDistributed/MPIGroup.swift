@@ -64,25 +64,26 @@ public final class MPIGroup: DataParallelGroup {
     }
 
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        // MPI counts are Int32: reduce in pieces of at most 2^30 numbers.
+        try Self.inPieces(buffer) { p, n in
+            try Self.check(MPI_Allreduce(fw_mpi_in_place(), p, n, fw_mpi_float(), fw_mpi_sum(), comm), "MPI_Allreduce of \(n) floats")
+        }
+    }
+
+    /// `body(start, count)` over pieces of at most 2^30 numbers (MPI counts are Int32).
+    static func inPieces(_ buffer: UnsafeMutableBufferPointer<Float>, _ body: (UnsafeMutablePointer<Float>, Int32) throws -> Void) rethrows {
         var offset = 0
         while offset < buffer.count {
             let n = min(buffer.count - offset, 1 << 30)
-            try Self.check(MPI_Allreduce(fw_mpi_in_place(), buffer.baseAddress! + offset, Int32(n), fw_mpi_float(), fw_mpi_sum(), comm),
-                           "MPI_Allreduce of \(n) floats")
+            try body(buffer.baseAddress! + offset, Int32(n))
             offset += n
         }
     }
 
     public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        var offset = 0
-        while offset < buffer.count {
-            let n = min(buffer.count - offset, 1 << 30)
+        try Self.inPieces(buffer) { p, n in
             var request: MPI_Request? = nil
-            try Self.check(MPI_Iallreduce(fw_mpi_in_place(), buffer.baseAddress! + offset, Int32(n), fw_mpi_float(), fw_mpi_sum(), comm, &request),
-                           "MPI_Iallreduce of \(n) floats")
+            try Self.check(MPI_Iallreduce(fw_mpi_in_place(), p, n, fw_mpi_float(), fw_mpi_sum(), comm, &request), "MPI_Iallreduce of \(n) floats")
             started.append(request)
-            offset += n
         }
     }
 
@@ -121,15 +122,6 @@ public final class MPIGroup: DataParallelGroup {
             }
         }
         return all
-    }
-
-    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        var offset = 0
-        while offset < buffer.count {
-            let n = min(buffer.count - offset, 1 << 30)
-            try Self.check(MPI_Bcast(buffer.baseAddress! + offset, Int32(n), fw_mpi_float(), 0, comm), "MPI_Bcast of \(n) floats")
-            offset += n
-        }
     }
 
     public func allAgree(_ value: UInt64) throws -> Bool {

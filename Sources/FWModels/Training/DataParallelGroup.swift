@@ -1,3 +1,5 @@
+import FWCore
+
 /// The processes of a data-parallel run, as a trainer needs them: every
 /// process holds the whole model, computes the gradients of its share of
 /// each global batch, and the shares are summed before the optimiser step.
@@ -25,25 +27,22 @@ public protocol DataParallelGroup: AnyObject {
     func allReduceSum(_ values: [Double]) throws -> [Double]
     /// Every rank's `local` (the same count on every rank), back to back in rank order, on every rank.
     func allGather(_ local: [Float]) throws -> [Float]
-    /// Rank 0's `buffer` on every rank.
-    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// Whether every rank passed the same `value` (min == max over the ranks).
     func allAgree(_ value: UInt64) throws -> Bool
     /// Waits for every rank.
     func barrier() throws
 }
 
-/// FNV-1a over bytes: the fingerprint that data-parallel ranks compare
-/// (configuration, corpus, parameters) before they train together.
+/// The first 64 bits of the SHA-256 of some bytes: the fingerprint that
+/// data-parallel ranks compare (configuration, corpus, parameters) before
+/// they train together, and that checks an all-reduce gave the same bits everywhere.
 public enum Fingerprint {
-    public static func of<S: Sequence>(_ bytes: S, seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 where S.Element == UInt8 {
-        var h = seed
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-        return h
+    public static func of(_ bytes: [UInt8]) -> UInt64 {
+        SHA256.hash(bytes).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// The fingerprint of Float32 values (their bit patterns).
     public static func of(_ values: [Float]) -> UInt64 {
-        values.withUnsafeBytes { of($0) }
+        of(values.withUnsafeBytes { Array($0) })
     }
 }

@@ -46,9 +46,11 @@ public final class GradientBuckets {
         try start(blockRuns[l], from: store, in: group)
     }
 
-    /// Starts the rest, waits for every bucket, and writes the mean over the
-    /// ranks back into `store.gradients`.
-    public func finish(into store: inout ParameterStore, in group: DataParallelGroup) throws {
+    /// Starts the rest (and every block too unless `blocksStarted`: one sum
+    /// after the backward), waits for every bucket, and writes the mean over
+    /// the ranks back into `store.gradients`.
+    public func finish(into store: inout ParameterStore, in group: DataParallelGroup, blocksStarted: Bool = true) throws {
+        if !blocksStarted { try start(blockRuns.flatMap { $0 }, from: store, in: group) }
         try start(restRuns, from: store, in: group)
         try group.waitForStarted()
         let scale = 1 / Float(group.size)

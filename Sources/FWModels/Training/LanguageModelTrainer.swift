@@ -84,7 +84,7 @@ public final class LanguageModelTrainer {
     public var onEvaluation: ((LanguageModelRecord) -> Void)?
     /// The data-parallel run this process trains in (nil: alone); see `join(_:)`.
     public private(set) var group: DataParallelGroup?
-    /// The gradient buckets of a data-parallel run (nil: alone, or `bucketed` off).
+    /// The gradient buckets of a data-parallel run (nil: alone).
     private var buckets: GradientBuckets?
     /// Whether a data-parallel step sums its gradients in per-block buckets
     /// started during the backward (default), or in one all-reduce after it.
@@ -251,11 +251,11 @@ public final class LanguageModelTrainer {
         shared.data = ""   // the folder may be spelled differently on each machine; its bytes may not
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var fingerprint = Fingerprint.of(try encoder.encode(shared))
-        fingerprint = Fingerprint.of(corpus.train.bytes, seed: fingerprint)
-        fingerprint = Fingerprint.of(withUnsafeBytes(of: progress.step) { Array($0) }, seed: fingerprint)
-        fingerprint ^= Fingerprint.of(store.values) &* 31
-        if let carried { fingerprint ^= Fingerprint.of(carried.flattened) &* 131 }
+        var bytes = [UInt8](try encoder.encode(shared)) + corpus.train.bytes
+        withUnsafeBytes(of: progress.step) { bytes += $0 }
+        store.values.withUnsafeBytes { bytes += $0 }
+        carried?.flattened.withUnsafeBytes { bytes += $0 }
+        let fingerprint = Fingerprint.of(bytes)
         guard try group.allAgree(fingerprint) else {
             throw FWError.invalidArgument("the \(group.size) processes of this run differ in configuration, training data, step or parameters "
                                           + "(rank \(group.rank)): start every rank with the same options, files and checkpoint")
@@ -278,23 +278,12 @@ public final class LanguageModelTrainer {
         var local = SeededRNG(seed: rng.next() ^ (UInt64(group.rank) &* 0x9E37_79B9_7F4A_7C15))
         let myRows = (group.rank * rows)..<((group.rank + 1) * rows)
         let state = config.mode == .carry ? carried?.rows(myRows) : nil
-        let r: (loss: Float, count: Int, state: LanguageModelState)
-        if bucketed, let buckets {
-            r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
+        let buckets = self.buckets!
+        let bucketed = self.bucketed
+        let r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
                                            state: state, store: &store, training: true, rng: &local,
-                                           blockGradientsReady: { l, store in try buckets.start(block: l, from: store, in: group) })
-            try buckets.finish(into: &store, in: group)
-        } else {
-            r = try model.lossAndGradients(tokens: Array(batch.tokens[mine]), targets: Array(batch.targets[mine]), batchSize: rows,
-                                           state: state, store: &store, training: true, rng: &local)
-            let n = store.count
-            let scale = 1 / Float(group.size)
-            try store.withPointers { p in
-                let g = UnsafeMutableBufferPointer(start: p.gradients, count: n)
-                try group.allReduceSum(g)
-                for i in 0..<n { g[i] *= scale }
-            }
-        }
+                                           blockGradientsReady: bucketed ? { l, store in try buckets.start(block: l, from: store, in: group) } : nil)
+        try buckets.finish(into: &store, in: group, blocksStarted: bucketed)
         let sums = try group.allReduceSum([Double(r.loss) * Double(r.count), Double(r.count)])
         // carry: every rank keeps the whole state (its rows from each rank), as one process would.
         let whole = config.mode == .carry
