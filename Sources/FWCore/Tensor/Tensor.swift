@@ -13,18 +13,32 @@ public struct Tensor: Equatable, Sendable {
     /// `shape.reduce(1, *)` numbers, row-major. Elements may be written in
     /// place; replacing the array with one of another count traps (the shape
     /// would no longer describe it: use `init(shape:storage:)` or `reshaped`).
+    ///
+    /// (Accessors, not a `didSet`: an observed property is copied on every
+    /// element write from another module, which made per-element loops
+    /// quadratic. `_modify` yields the array in place and checks its count
+    /// after the write.)
     public var storage: [Float] {
-        didSet {
-            precondition(storage.count == shape.reduce(1, *),
-                         "Tensor: storage of \(storage.count) numbers set on a tensor of shape \(shape)")
+        @inlinable _read { yield _storage }
+        @inlinable set {
+            precondition(newValue.count == _storage.count,
+                         "Tensor: storage of \(newValue.count) numbers set on a tensor of shape \(shape)")
+            _storage = newValue
+        }
+        @inlinable _modify {
+            let n = _storage.count
+            yield &_storage
+            precondition(_storage.count == n, "Tensor: storage resized from \(n) to \(_storage.count) numbers on a tensor of shape \(shape)")
         }
     }
+    /// The numbers behind `storage`.
+    @usableFromInline internal var _storage: [Float]
 
     /// A tensor of `shape` filled with `value`.
     public init(shape: [Int], repeating value: Float = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative extent in shape \(shape)")
         self.shape = shape
-        self.storage = [Float](repeating: value, count: shape.reduce(1, *))
+        self._storage = [Float](repeating: value, count: shape.reduce(1, *))
     }
 
     /// A tensor of `shape` holding `storage` (row-major); the count must match.
@@ -33,7 +47,7 @@ public struct Tensor: Equatable, Sendable {
         precondition(shape.reduce(1, *) == storage.count,
                      "Tensor: shape \(shape) holds \(shape.reduce(1, *)) numbers, storage has \(storage.count)")
         self.shape = shape
-        self.storage = storage
+        self._storage = storage
     }
 
     /// Number of elements.
