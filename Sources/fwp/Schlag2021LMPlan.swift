@@ -11,7 +11,7 @@ struct Schlag2021LMRowPlan: Equatable, Sendable {
     var positionalEncoding = false
 
     /// The row's folder and config file name under DIR/runs/.
-    var folderName: String { mixer.rawValue + (mode == .carry ? "-carry" : "") + (positionalEncoding ? "-pe" : "") }
+    var folderName: String { mixer.rawValue + (mode == .truncated ? "" : "-" + mode.rawValue) + (positionalEncoding ? "-pe" : "") }
 }
 
 /// Schlag et al. 2021, section 6.3 (WikiText-103, small config) at CPU
@@ -29,6 +29,11 @@ enum Schlag2021LM {
         .init(name: "Performer, delta rule", mixer: .favorDelta, mode: .truncated),
         .init(name: "Linear Transformer, carried", mixer: .linear, mode: .carry),
         .init(name: "Delta Net, carried", mixer: .delta, mode: .carry),
+        // The carried rows read contiguous streams, the truncated ones random windows; these two
+        // rows read the carried rows' streams from empty fast weights: Table 4's comparison at
+        // one data order (the paper's loader reads streams for both tables).
+        .init(name: "Linear Transformer, streams", mixer: .linear, mode: .streams),
+        .init(name: "Delta Net, streams", mixer: .delta, mode: .streams),
         // Every row above has no positional encoding (the official carry-over set-up); the fast
         // weight mixers are recurrent and need none, but softmax attention then sees positions
         // only through its causal mask. This row gives it sinusoidal positions.

@@ -151,7 +151,7 @@ struct BPCCurvesSVG {
     var rows: [Schlag2021LMRow]
     var quick: Bool
 
-    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e", "#000000", "#aec7e8"]
 
     func render() -> String {
         let (width, height) = (900.0, 460.0)
@@ -183,7 +183,12 @@ struct BPCCurvesSVG {
         var legendY = top + 8
         for (i, r) in rows.enumerated() {
             let color = Self.colors[i % Self.colors.count]
-            let dash = r.plan.mode == .carry ? " stroke-dasharray=\"6,3\"" : ""
+            let dash: String
+            switch r.plan.mode {
+            case .truncated: dash = ""
+            case .carry: dash = " stroke-dasharray=\"6,3\""
+            case .streams: dash = " stroke-dasharray=\"2,3\""
+            }
             let pts = r.curve.filter { $0.1.isFinite }.map { "\(f(x($0.0))),\(f(y($0.1)))" }.joined(separator: " ")
             svg.append("<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash) points=\"\(pts)\"><title>\(r.plan.name)</title></polyline>")
             let lx = left + plotW + 16

@@ -30,6 +30,10 @@ struct LanguageModelRunOptions: ParsableArguments {
     @Option(name: .customLong("eval-bytes"), help: "Validation bytes scored at each periodic evaluation. Default 65536.") var evalBytes: Int?
     @Flag(name: .customLong("carry-state"), help: "Carry the fast weights from segment to segment (contiguous streams).")
     var carryState = false
+    @Flag(name: .customLong("streams"), help: ArgumentHelp(
+        "Truncated, but each batch row reads a contiguous stream as --carry-state does (the same data order, empty fast weights at every segment).",
+        discussion: "The fair truncated baseline for --carry-state: the default truncated mode draws windows at random."))
+    var streams = false
 
     /// The options the user gave, by flag.
     var given: [String] {
@@ -38,7 +42,7 @@ struct LanguageModelRunOptions: ParsableArguments {
             ("--favor-features", favorFeatures != nil), ("--context", context != nil), ("--batch", batch != nil),
             ("--seed", seed != nil), ("--lr", lr != nil), ("--warmup", warmup != nil), ("--min-lr-factor", minLRFactor != nil),
             ("--clip", clip != nil), ("--eval-every", evalEvery != nil), ("--eval-bytes", evalBytes != nil),
-            ("--carry-state", carryState)]
+            ("--carry-state", carryState), ("--streams", streams)]
         return named.filter(\.1).map(\.0)
     }
 
@@ -75,6 +79,7 @@ struct LanguageModelRunOptions: ParsableArguments {
         if let evalEvery { c.evalEvery = evalEvery }
         if let evalBytes { c.evalBytes = evalBytes }
         if carryState { c.mode = .carry }
+        if streams { c.mode = .streams }
     }
 }
 
@@ -157,7 +162,7 @@ struct TrainLMCommand: ParsableCommand {
             if writer { folder = try RunFolder.resumedRun(checkpoint: resume, out: out) }
         } else {
             let c = try newRunConfig()
-            let dir = out ?? "runs/lm-\(c.model.mixer.rawValue)\(c.mode == .carry ? "-carry" : "")"
+            let dir = out ?? "runs/lm-\(c.model.mixer.rawValue)\(c.mode == .truncated ? "" : "-" + c.mode.rawValue)"
             if writer { try RunFolder.checkNewRun(dir, force: force) }
             trainer = try LanguageModelTrainer(config: c)
             if writer { folder = try RunFolder.newRun(dir, force: force) }
@@ -175,6 +180,9 @@ struct TrainLMCommand: ParsableCommand {
             return try RunConfigFile.read(LanguageModelRunConfig.self, from: config)
         }
         guard let data else { throw FWError.invalidArgument("missing --data DIR (a folder made by fwp data)") }
+        if options.carryState && options.streams {
+            throw FWError.invalidArgument("--carry-state and --streams exclude each other (--carry-state already reads streams)")
+        }
         var c = LanguageModelRunConfig(model: try options.modelConfig(), data: data)
         options.apply(to: &c)
         if let steps { c.maxSteps = steps }
@@ -193,7 +201,7 @@ enum LanguageModelRunner {
         trainer.checkpointPath = path(dir, "checkpoint.safetensors")
         let terminal = isatty(STDERR_FILENO) != 0
         let c = trainer.config
-        let label = "\(c.model.mixer.rawValue)\(c.mode == .carry ? " (carry)" : "")"
+        let label = "\(c.model.mixer.rawValue)\(c.mode == .truncated ? "" : " (\(c.mode.rawValue))")"
         if !quiet {
             trainer.reporter = ProgressReporter(total: c.maxSteps, startStep: trainer.progress.step, every: 100)
             trainer.onEvaluation = { r in

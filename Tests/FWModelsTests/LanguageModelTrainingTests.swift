@@ -64,6 +64,44 @@ final class LanguageModelTrainingTests: XCTestCase {
         XCTAssertEqual(s.state.passes, 1)
     }
 
+    func testStreamsReadTheCarriedSegmentsWithoutCarrying() throws {
+        let text = Array(0..<100).map { UInt8($0) }
+        var carry = try ByteWindowSampler(mode: .carry, textLength: 100, batchSize: 2, context: 10, seed: 1)
+        var streams = try ByteWindowSampler(mode: .streams, textLength: 100, batchSize: 2, context: 10, seed: 7)
+        for _ in 0..<6 {
+            let (a, b) = (carry.next(text), streams.next(text))
+            XCTAssertEqual(a.tokens, b.tokens)
+            XCTAssertEqual(a.targets, b.targets)
+            XCTAssertEqual(a.wrapped, b.wrapped)
+        }
+        XCTAssertFalse(LanguageModelRunConfig.ContextMode.streams.carriesState)
+        XCTAssertTrue(LanguageModelRunConfig.ContextMode.streams.readsStreams)
+        XCTAssertFalse(LanguageModelRunConfig.ContextMode.truncated.readsStreams)
+
+        // A streams run sees the carry run's batches but starts every segment empty:
+        // no carried state, and (after the first step) other losses than carrying.
+        let data = try makeCorpus()
+        var c = tinyConfig(.delta, data: data, mode: .streams)
+        c.maxSteps = 4
+        let s = try LanguageModelTrainer(config: c)
+        try s.train()
+        XCTAssertNil(s.carried)
+        c.mode = .carry
+        let k = try LanguageModelTrainer(config: c)
+        try k.train()
+        XCTAssertNotNil(k.carried)
+        XCTAssertNotEqual(s.store.values, k.store.values)
+        // Its checkpoint resumes bit-exactly as the other modes do.
+        c.mode = .streams
+        let interrupted = try LanguageModelTrainer(config: c)
+        try interrupted.train(until: 2)
+        let path = dir + "/streams.safetensors"
+        try interrupted.writeCheckpoint(to: path)
+        let resumed = try LanguageModelTrainer(resumingFrom: path)
+        try resumed.train()
+        XCTAssertEqual(resumed.store.values, s.store.values)
+    }
+
     func testBitsPerCharacterScoreEveryByteButTheFirst() throws {
         var store = ParameterStore()
         var rng = SeededRNG(seed: 2)

@@ -139,6 +139,8 @@ extension HostileCases {
             train("--carry-state with a mixer that has no state to carry", "--mixer \(mixer) --carry-state",
                   trainLM(mixer: mixer, flags: ["--carry-state"], out: "o"), mention: .anyOf([mixer]))
         }
+        train("--streams with --carry-state", "both flags", trainLM(flags: ["--streams", "--carry-state"], out: "o"),
+              mention: .anyOf(["--streams"]))
         // Run configurations.
         for (detail, json) in [("not JSON", "{\"kind\": \"lm\", "), ("an unknown field", "{\"kind\": \"lm\", \"config\": {\"data\": \"data\", \"lerning_rate\": 1}}"),
                                ("another kind", "{\"kind\": \"retrieval\", \"config\": {}}"), ("a number for data", "{\"kind\": \"lm\", \"config\": {\"data\": 3}}"),

@@ -22,6 +22,21 @@ public struct LanguageModelRunConfig: RunConfig {
         /// text; the fast weights of every layer are carried from one segment
         /// to the next, gradients truncated at the boundary (Table 4).
         case carry
+        /// Contiguous streams as `carry` reads them, but every segment starts
+        /// from empty fast weights: the truncated baseline at the same data
+        /// order as `carry` (the paper's loader reads streams in both tables;
+        /// `truncated` draws windows at random instead).
+        case streams
+
+        /// The fast weights are carried from one segment to the next.
+        public var carriesState: Bool { self == .carry }
+        /// Each batch row reads its own contiguous stream of the text.
+        public var readsStreams: Bool {
+            switch self {
+            case .truncated: return false
+            case .carry, .streams: return true
+            }
+        }
     }
 
     /// The model.
@@ -47,7 +62,7 @@ public struct LanguageModelRunConfig: RunConfig {
     public var evalEvery: Int = 250
     /// Validation bytes scored at each periodic evaluation (the end scores whole splits).
     public var evalBytes: Int = 65_536
-    /// Truncated or carried fast weights.
+    /// Truncated (random windows or streams) or carried fast weights.
     public var mode: ContextMode = .truncated
 
     /// A run of `model` on the folder `data`, everything else the defaults.

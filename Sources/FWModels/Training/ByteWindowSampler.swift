@@ -6,7 +6,7 @@ import FWCore
 ///
 /// * `truncated`: each row starts at an offset drawn uniformly from
 ///   `0...(n - context - 1)` (with replacement), a fresh window every step.
-/// * `carry`: the text is cut into `batchSize` contiguous streams of
+/// * `carry` and `streams`: the text is cut into `batchSize` contiguous streams of
 ///   `n / batchSize` bytes; row b reads stream b segment after segment, so a
 ///   layer's fast weights at the end of one step are the right start of the
 ///   next. When a stream has no whole segment left, every stream starts
@@ -47,7 +47,7 @@ public struct ByteWindowSampler: Sendable {
     /// - Throws: `FWError.invalidArgument` when the text is too short for one
     ///   segment (truncated: `context + 1` bytes; carry: `batchSize` streams of that).
     public init(mode: LanguageModelRunConfig.ContextMode, textLength n: Int, batchSize: Int, context: Int, seed: UInt64) throws {
-        let needed = mode == .carry ? batchSize * (context + 1) : context + 1
+        let needed = mode.readsStreams ? batchSize * (context + 1) : context + 1
         guard n >= needed else {
             throw FWError.invalidArgument("the training text has \(n) bytes; \(mode.rawValue) training at batch \(batchSize) x context \(context) needs at least \(needed)")
         }
@@ -82,7 +82,7 @@ public struct ByteWindowSampler: Sendable {
             let span = UInt64(text.count - T)   // offsets 0...(n - T - 1)
             for _ in 0..<B { starts.append(Int(MinibatchSampler.uniformBelow(span, &rng))) }
             state.rng = Self.words(rng)
-        case .carry:
+        case .carry, .streams:
             let streamLength = text.count / B
             if state.position + T + 1 > streamLength {
                 state.position = 0

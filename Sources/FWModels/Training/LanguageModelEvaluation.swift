@@ -39,7 +39,7 @@ public enum LanguageModelEvaluation {
         let bytes = Array(text)
         var lossSum = 0.0, count = 0
         switch mode {
-        case .truncated:
+        case .truncated, .streams:
             // Window w covers inputs bytes[wT ..< wT + T], targets one byte later.
             let windows = (bytes.count - 1 + context - 1) / context
             var w = 0
