@@ -14,11 +14,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Sequence length of the fast weight programmer rows.") var T: Int = 1024
     @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
     @Flag(help: "Only the decode rows (generation at batch 1).") var decode = false
+    @Flag(name: .customLong("lm-step"), help: "Only the LM training-step rows (one whole step per mixer).") var lmStep = false
     @Option(help: "Only the fast weight programmer rows (d = 64) of these rules, e.g. delta,gated-delta.")
     var rules: String?
 
     func run() throws {
         try SizeLimits.check(T, in: 1...Self.maxT, "--T")
+        // --quick only shortens the op and decode rows; each of the others picks one kind of row.
+        let picked = [("--decode", decode), ("--lm-step", lmStep), ("--rules", rules != nil)].filter(\.1).map(\.0)
+        if picked.count > 1 { throw FWError.invalidArgument("\(picked.joined(separator: " and ")) exclude each other") }
+        if quick && (lmStep || rules != nil) {
+            throw FWError.invalidArgument("--quick cannot be combined with \(lmStep ? "--lm-step" : "--rules")")
+        }
         // The largest rows (B = 4, H = 8, d = 128): inputs, outputs, gradients and the op's own buffers.
         try MemoryBudget.check(MemoryBudget.floats(4 * 8 * Double(T) * 128 * 24), "fwp bench at --T \(T)")
         // Every destination is checked before the first benchmark runs.
@@ -61,10 +68,10 @@ struct BenchCommand: ParsableCommand {
             print(BenchTable.text(rows))
             return
         }
-        if !decode {
+        if !decode && !lmStep {
             try measureOps(into: &rows, peak: peak, threads: threads)
         }
-        if !decode && !quick {
+        if lmStep || (!decode && !quick) {
             let stepCases = LanguageModelStepBenchmarks.standardCases()
             for (i, c) in stepCases.enumerated() {
                 let row = try LanguageModelStepBenchmarks.run(c, peak: peak(c.modelSize))
@@ -73,7 +80,7 @@ struct BenchCommand: ParsableCommand {
                 rows.append(row)
             }
         }
-        let decodeCases = DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
+        let decodeCases = lmStep ? [] : DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
         for (i, c) in decodeCases.enumerated() {
             let row = try ThreadOwnership.withBLASThreads(1) { try DecodeBenchmarks.run(c, peak: peak1(c.modelSize)) }
             log(String(format: "[%d/%d] decode %@ context %d: %.0f tokens/s", i + 1, decodeCases.count, row.algo, row.T, row.tokens_per_s))
@@ -88,8 +95,8 @@ struct BenchCommand: ParsableCommand {
         print(BenchTable.text(rows))
         print(String(format: "peak: this run's sgemm at the row's size class and threads; of machine: of %.1f GFLOP/s, the best %d-thread sgemm of this run (n = %d gave %.1f)", machinePeak, threads, Self.machinePeakSize, machinePeak1024))
         print("")
-        if !decode { print(FWPBenchmarks.crossoverSummary(rows)) }
-        print(DecodeBenchmarks.crossoverSummary(rows))
+        if !decode && !lmStep { print(FWPBenchmarks.crossoverSummary(rows)) }
+        if !lmStep { print(DecodeBenchmarks.crossoverSummary(rows)) }
         let jsonBytes = try json.map { _ in [UInt8](try BenchTable.json(rows)) }
         try OutputTransaction.run { tx in
             if let json, let jsonBytes { try tx.stage(jsonBytes, to: json) }

@@ -694,6 +694,11 @@ enum HostileCases {
                 try fixed(FuzzCase(family: family, kind: "bench --T extreme", detail: "\(spelling) \(v)", args: ["bench", spelling, v]))
             }
         }
+        for (detail, args) in [("--lm-step --decode", ["bench", "--lm-step", "--decode"]), ("--lm-step --quick", ["bench", "--lm-step", "--quick"]),
+                               ("--rules delta --decode", ["bench", "--rules", "delta", "--decode"])] {
+            try fixed(FuzzCase(family: family, kind: "bench with row choices that exclude each other", detail: detail, args: args,
+                               mention: .anyOf([args[1]])))
+        }
         try fixed(FuzzCase(family: family, kind: "bench --markdown into a missing folder",
                            detail: "--quick --json OUT/b.json --markdown /nonexistent-dir/b.md",
                            args: ["bench", "--quick", "--json", "OUT/b.json", "--markdown", "/nonexistent-dir/b.md"],
