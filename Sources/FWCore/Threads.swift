@@ -11,8 +11,10 @@ import Glibc
 /// another) — never both, so the 2 cores are never oversubscribed.
 ///
 /// Policy: with at least as many sequences as workers, we own the threads and
-/// OpenBLAS is set to 1 thread for the duration of the loop; with fewer
-/// sequences OpenBLAS gets all threads and the loop is sequential. The choice
+/// OpenBLAS is set to 1 thread for the duration of the loop (and back to all
+/// workers after it: outside a sequence loop, e.g. in the model layer's dense
+/// projections, OpenBLAS owns them); with fewer sequences OpenBLAS gets all
+/// threads and the loop is sequential. The choice
 /// is made under a lock, so concurrent callers of batched ops run one at a
 /// time rather than fight over OpenBLAS's global thread count.
 public enum ThreadOwnership {
@@ -54,11 +56,24 @@ public enum ThreadOwnership {
 
     private static let lock = PThreadMutex()
 
+    /// OpenBLAS's thread count is ours from the first BLAS call on: set to
+    /// `workers` once (OpenBLAS would otherwise start with every core, even
+    /// in a process told `FWP_THREADS=1`). The BLAS wrappers and every loop
+    /// below touch it first, so it is settled before any worker runs.
+    private static let blasThreadsClaimed: Bool = {
+        BLASCore.setThreads(workers)
+        return true
+    }()
+
+    /// Settles OpenBLAS's thread count (see `blasThreadsClaimed`); cheap after the first call.
+    public static func claimBLASThreads() { _ = blasThreadsClaimed }
+
     /// Runs `body(i)` for every `i` in `0..<count`, in parallel over sequences
     /// when `count >= workers`, otherwise sequentially with multi-threaded BLAS.
     /// `body` must only touch memory that belongs to sequence `i`.
     public static func forEachSequence(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
+        claimBLASThreads()
         lock.lock()
         defer { lock.unlock() }
         if workers > 1 && count >= workers {
@@ -71,6 +86,7 @@ public enum ThreadOwnership {
                     while i < count { box.value(i); i += workers }
                 }
             }
+            BLASCore.setThreads(workers)
         } else {
             BLASCore.setThreads(workers)
             for i in 0..<count { body(i) }
@@ -80,8 +96,9 @@ public enum ThreadOwnership {
     /// Runs `body` with OpenBLAS using `threads` threads inside each call
     /// (under the same lock), e.g. to measure sgemm peak at a given count.
     public static func withBLASThreads<R>(_ threads: Int, _ body: () throws -> R) rethrows -> R {
+        claimBLASThreads()
         lock.lock()
-        defer { lock.unlock() }
+        defer { lock.unlock(); BLASCore.setThreads(workers) }
         BLASCore.setThreads(threads)
         return try body()
     }
@@ -89,6 +106,7 @@ public enum ThreadOwnership {
     /// Runs `body(w)` on `n` threads at once with single-threaded BLAS inside
     /// each (used to measure the aggregate sgemm peak of the sequence loop).
     public static func onWorkers(_ n: Int, _ body: (Int) -> Void) {
+        claimBLASThreads()
         lock.lock()
         defer { lock.unlock() }
         BLASCore.setThreads(1)
@@ -96,6 +114,7 @@ public enum ThreadOwnership {
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
         }
+        BLASCore.setThreads(workers)
     }
 }
 

@@ -10,6 +10,7 @@ extension BLAS {
         x: UnsafePointer<Float>, incx: Int = 1,
         beta: Float, y: UnsafeMutablePointer<Float>, incy: Int = 1
     ) {
+        ThreadOwnership.claimBLASThreads()
         require(m >= 0 && n >= 0, "sgemv", "negative size m=\(m) n=\(n)")
         require(lda >= max(1, n), "sgemv", "lda=\(lda) < n=\(n)")
         require(incx != 0 && incy != 0, "sgemv", "zero increment")
@@ -31,6 +32,7 @@ extension BLAS {
         y: UnsafePointer<Float>, incy: Int = 1,
         a: UnsafeMutablePointer<Float>, lda: Int
     ) {
+        ThreadOwnership.claimBLASThreads()
         require(m >= 0 && n >= 0, "sger", "negative size m=\(m) n=\(n)")
         require(lda >= max(1, n), "sger", "lda=\(lda) < n=\(n)")
         require(incx != 0 && incy != 0, "sger", "zero increment")

@@ -13,6 +13,7 @@ extension BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        ThreadOwnership.claimBLASThreads()
         require(m >= 0 && n >= 0 && k >= 0, "sgemm", "negative size m=\(m) n=\(n) k=\(k)")
         require(lda >= max(1, transA == .none ? k : m), "sgemm", "lda=\(lda) too small (m=\(m) k=\(k) \(transA))")
         require(ldb >= max(1, transB == .none ? n : k), "sgemm", "ldb=\(ldb) too small (k=\(k) n=\(n) \(transB))")
@@ -38,6 +39,7 @@ extension BLAS {
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafeMutablePointer<Float>, ldb: Int
     ) {
+        ThreadOwnership.claimBLASThreads()
         let order = side == .left ? m : n
         require(m >= 0 && n >= 0, "strsm", "negative size m=\(m) n=\(n)")
         require(lda >= max(1, order), "strsm", "lda=\(lda) < order \(order)")
