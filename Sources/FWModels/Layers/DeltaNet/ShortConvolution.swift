@@ -93,7 +93,7 @@ public struct ShortConvolution: Sendable {
         func addInput(_ b: Int, _ t: Int, _ c: Int, _ value: Float) {
             if t >= 0 { dx[(b * T + t) * ldx + c] += value } else { dstate[(b * h + h + t) * C + c] += value }
         }
-        // du = dy * silu'(u), [B*T, C].
+        // du = dy * silu'(u), [B*T, C] (silu's backward without a normalisation reads x = u only).
         var du = [Float].uninitialized(count: B * T * C)
         du.withUnsafeMutableBufferPointer { dup in
             FeatureMap.silu.backward(dx: dup.baseAddress!, dout: dy, x: u, out: u, rows: B * T, d: C,
