@@ -32,7 +32,7 @@ let package = Package(
             providers: [.apt(["liblapacke-dev"])]),
         .target(name: "FWCore", dependencies: ["CBLAS", "CLAPACKE"]),
         .target(name: "FWOps", dependencies: ["FWCore"], exclude: ["SumRule/SumRule.md", "DeltaRule/DeltaRule.md", "GatedDeltaRule/GatedRules.md", "FeatureMaps/FeatureMaps.md", "FastWeightsRNN/FastWeightsRNN.md"]),
-        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"], exclude: ["Tasks/AssociativeRetrieval.md", "Tasks/SyntheticRetrieval.md", "Layers/Attention/Attention.md", "Layers/Transformer/Transformer.md", "Data/TextCorpus.md", "LanguageModel/LanguageModel.md"]),
+        .target(name: "FWModels", dependencies: ["FWCore", "FWOps"], exclude: ["Tasks/AssociativeRetrieval.md", "Tasks/SyntheticRetrieval.md", "Layers/Attention/Attention.md", "Layers/Transformer/Transformer.md", "Layers/DeltaNet/DeltaNet.md", "Data/TextCorpus.md", "LanguageModel/LanguageModel.md"]),
         .target(name: "FastWeights", dependencies: ["FWCore", "FWOps", "FWModels"]),
         .systemLibrary(
             name: "CMPI", path: "Modules/CMPI", pkgConfig: "ompi-c",
