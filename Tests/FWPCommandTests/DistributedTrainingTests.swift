@@ -45,8 +45,9 @@ final class DistributedTrainingTests: XCTestCase {
         p.currentDirectoryURL = URL(fileURLWithPath: cli.folder)
         // Output into files (no pipe to drain while waiting with a deadline).
         let outPath = cli.path(".mpirun-\(UUID().uuidString).out"), errPath = outPath + ".err"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        for path in [outPath, errPath] where !FileManager.default.createFile(atPath: path, contents: nil) {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         p.standardOutput = out
