@@ -28,16 +28,24 @@ public enum ActivationFunction: String, Sendable, Equatable, CaseIterable {
         }
     }
 
-    /// `dinp[i] += dout[i] * f'(x_i)`, with `f'` written through `out = f(x)`.
+    /// `dinp[i] += dout[i] * f'(x_i)`, with `f'` written through `out = f(x)`;
+    /// with `accumulate` false, `dinp[i] = dout[i] * f'(x_i)` (dinp need not be initialised).
+    /// (Branch-free loops: the compiler vectorises the select.)
     public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                         out: UnsafePointer<Float>, count: Int) {
-        switch self {
-        case .relu:
-            for i in 0..<count where out[i] > 0 { dinp[i] += dout[i] }
-        case .tanh:
+                         out: UnsafePointer<Float>, count: Int, accumulate: Bool = true) {
+        switch (self, accumulate) {
+        case (.relu, true):
+            for i in 0..<count { dinp[i] += out[i] > 0 ? dout[i] : 0 }
+        case (.relu, false):
+            for i in 0..<count { dinp[i] = out[i] > 0 ? dout[i] : 0 }
+        case (.tanh, true):
             for i in 0..<count { dinp[i] += dout[i] * (1 - out[i] * out[i]) }
-        case .sigmoid:
+        case (.tanh, false):
+            for i in 0..<count { dinp[i] = dout[i] * (1 - out[i] * out[i]) }
+        case (.sigmoid, true):
             for i in 0..<count { dinp[i] += dout[i] * out[i] * (1 - out[i]) }
+        case (.sigmoid, false):
+            for i in 0..<count { dinp[i] = dout[i] * out[i] * (1 - out[i]) }
         }
     }
 
@@ -51,7 +59,7 @@ public enum ActivationFunction: String, Sendable, Equatable, CaseIterable {
 
     /// `f(x)` elementwise, any shape.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = Tensor(shape: x.shape)
+        var y = Tensor.uninitialized(shape: x.shape)
         if x.count == 0 { return y }
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in forward(out: yb.baseAddress!, inp: xb.baseAddress!, count: x.count) }
@@ -62,12 +70,13 @@ public enum ActivationFunction: String, Sendable, Equatable, CaseIterable {
     /// `dx = dy * f'(x)` from `dy` and the forward's output `y` (same shape).
     public func backward(_ dy: Tensor, output y: Tensor) throws -> Tensor {
         try dy.checkShape("\(rawValue) dy", y.shape)
-        var dx = Tensor(shape: y.shape)
+        var dx = Tensor.uninitialized(shape: y.shape)
         if y.count == 0 { return dx }
         dy.withUnsafeBufferPointer { db in
             y.withUnsafeBufferPointer { yb in
                 dx.withUnsafeMutableBufferPointer { dxb in
-                    backward(dinp: dxb.baseAddress!, dout: db.baseAddress!, out: yb.baseAddress!, count: y.count)
+                    backward(dinp: dxb.baseAddress!, dout: db.baseAddress!, out: yb.baseAddress!, count: y.count,
+                             accumulate: false)
                 }
             }
         }

@@ -45,18 +45,17 @@ public struct Linear: Sendable {
                                inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                n: Int, inputs: Int, outputs: Int) {
-        // Start from the bias rows (or zeros), then one sgemm adds x W^T.
-        for i in 0..<n {
-            let row = out + i * outputs
-            if let bias {
+        // With a bias: start from the bias rows, then one sgemm adds x W^T;
+        // without: the sgemm writes out (beta 0: out need not be initialised).
+        if let bias {
+            for i in 0..<n {
+                let row = out + i * outputs
                 for o in 0..<outputs { row[o] = bias[o] }
-            } else {
-                for o in 0..<outputs { row[o] = 0 }
             }
         }
         BLAS.sgemm(.none, .transpose, m: n, n: outputs, k: inputs,
                    alpha: 1, a: inp, lda: inputs, b: weight, ldb: inputs,
-                   beta: 1, c: out, ldc: outputs)
+                   beta: bias == nil ? 0 : 1, c: out, ldc: outputs)
     }
 
     /// Accumulates `dinp += dout W`, `dweight += dout^T inp`, `dbias += sum_rows dout`.
@@ -88,7 +87,7 @@ public struct Linear: Sendable {
     /// `x [..., inputs]` -> `[..., outputs]` with this layer's parameters in `store`.
     public func callAsFunction(_ x: Tensor, _ store: ParameterStore) throws -> Tensor {
         let n = try rows(of: x, "Linear input")
-        var y = Tensor(shape: Array(x.shape.dropLast()) + [outputs])
+        var y = Tensor.uninitialized(shape: Array(x.shape.dropLast()) + [outputs])
         if n == 0 { return y }
         store.withValues { p in
             x.withUnsafeBufferPointer { xb in
