@@ -11,7 +11,8 @@ import FWCore
 /// y_t = P_t^T q_t
 /// ```
 ///
-/// `beta` nil is the gated sum rule. The forward saves the state at the
+/// `beta` nil is the gated sum rule; `g` nil is a_t = 1 (the delta rule,
+/// `DeltaRule+Recurrent.swift`; no dg). The forward saves the state at the
 /// start of every segment of `SumRule.recurrentSegment(T)` steps; the
 /// backward recomputes each segment's states from its checkpoint (every
 /// state exactly the forward's; O(sqrt(T) d^2) memory), then walks it in
@@ -38,7 +39,7 @@ enum GatedRecurrence {
     static func forward(y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
                         saved: UnsafeMutablePointer<Float>?,
                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                        beta: UnsafePointer<Float>?, g: UnsafePointer<Float>, shape: SequenceShape) {
+                        beta: UnsafePointer<Float>?, g: UnsafePointer<Float>?, shape: SequenceShape) {
         let T = shape.T, dphi = shape.dphi, dv = shape.dv, n = shape.stateCount
         precondition(T >= 1 && dphi >= 1 && dv >= 1, "GatedRecurrence.forward: bad shape \(shape)")
         let K = SumRule.recurrentSegment(T)
@@ -47,17 +48,23 @@ enum GatedRecurrence {
         for t in 0..<T {
             if let saved, t % K == 0 { (saved + (t / K) * n).update(from: state, count: n) }
             step(state: state, u: u, k: k + t * dphi, v: v + t * dv, beta: beta.map { $0[t] },
-                 a: Float(exp(Double(g[t]))), dphi: dphi, dv: dv)
+                 a: decay(g, t), dphi: dphi, dv: dv)
             BLAS.sgemv(.transpose, m: dphi, n: dv, alpha: 1, a: state, lda: dv, x: q + t * dphi,
                        beta: 0, y: y + t * dv)
         }
     }
 
-    /// One write: P <- a P, then P += k v^T (sum) or k u^T, u = beta (v - P^T k) (delta).
+    /// a_t = exp(g_t), computed in Float64 as one exponent; 1 without gates.
+    @inline(__always)
+    static func decay(_ g: UnsafePointer<Float>?, _ t: Int) -> Float {
+        g.map { Float(exp(Double($0[t]))) } ?? 1
+    }
+
+    /// One write: P <- a P (skipped for a = 1), then P += k v^T (sum) or k u^T, u = beta (v - P^T k) (delta).
     @inline(__always)
     static func step(state: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>,
                      k: UnsafePointer<Float>, v: UnsafePointer<Float>, beta: Float?, a: Float, dphi: Int, dv: Int) {
-        BLAS.scale(state, count: dphi * dv, by: a)
+        if a != 1 { BLAS.scale(state, count: dphi * dv, by: a) }
         if let b = beta {
             BLAS.sgemv(.transpose, m: dphi, n: dv, alpha: 1, a: state, lda: dv, x: k, beta: 0, y: u)
             for j in 0..<dv { u[j] = b * (v[j] - u[j]) }
@@ -69,10 +76,10 @@ enum GatedRecurrence {
 
     static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                          dv: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>?,
-                         dg: UnsafeMutablePointer<Float>, dstate: UnsafeMutablePointer<Float>,
+                         dg: UnsafeMutablePointer<Float>?, dstate: UnsafeMutablePointer<Float>,
                          dy: UnsafePointer<Float>,
                          q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                         beta: UnsafePointer<Float>?, g: UnsafePointer<Float>,
+                         beta: UnsafePointer<Float>?, g: UnsafePointer<Float>?,
                          saved: UnsafePointer<Float>?, shape: SequenceShape) {
         let T = shape.T, dphi = shape.dphi, dvSize = shape.dv, n = shape.stateCount
         precondition(T >= 1 && dphi >= 1 && dvSize >= 1, "GatedRecurrence.backward: bad shape \(shape)")
@@ -90,14 +97,14 @@ enum GatedRecurrence {
                 let s = states + (t - start) * n
                 s.update(from: t == start ? saved + segment * n : UnsafePointer(s - n), count: n)
                 step(state: s, u: u, k: k + t * dphi, v: v + t * dvSize, beta: beta.map { $0[t] },
-                     a: Float(exp(Double(g[t]))), dphi: dphi, dv: dvSize)
+                     a: decay(g, t), dphi: dphi, dv: dvSize)
             }
             for t in stride(from: end - 1, through: start, by: -1) {
                 let qt = q + t * dphi, kt = k + t * dphi, vt = v + t * dvSize, dyt = dy + t * dvSize
                 let dkt = dk + t * dphi, dvt = dv + t * dvSize
                 let pt = UnsafePointer(states + (t - start) * n)
                 let prev = t == start ? saved + segment * n : UnsafePointer(states + (t - start - 1) * n)
-                let a = Float(exp(Double(g[t])))
+                let a = decay(g, t)
                 // y_t = P_t^T q_t
                 BLAS.sger(m: dphi, n: dvSize, alpha: 1, x: qt, y: dyt, a: G, lda: dvSize)
                 BLAS.sgemv(.none, m: dphi, n: dvSize, alpha: 1, a: pt, lda: dvSize, x: dyt, beta: 0, y: dq + t * dphi)
@@ -123,8 +130,10 @@ enum GatedRecurrence {
                     BLAS.sgemv(.transpose, m: dphi, n: dvSize, alpha: 1, a: G, lda: dvSize, x: kt, beta: 0, y: dvt)
                 }
                 // P_t = a P_{t-1} + ...: dg = a <dPd, P_{t-1}>, dL/dP_{t-1} = a dPd.
-                dg[t] = a * BLAS.sdot(count: n, x: G, y: prev)
-                BLAS.scale(G, count: n, by: a)
+                if let dg {
+                    dg[t] = a * BLAS.sdot(count: n, x: G, y: prev)
+                    BLAS.scale(G, count: n, by: a)
+                }
             }
         }
     }
