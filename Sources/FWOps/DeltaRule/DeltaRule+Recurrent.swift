@@ -2,7 +2,7 @@ import FWCore
 
 extension DeltaRule {
     /// Recurrent forward of the delta rule on one sequence, token by token
-    /// (the shared `GatedRecurrence` with a_t = 1).
+    /// (the shared `FusedRecurrence` with a_t = 1).
     ///
     /// ```
     /// vbar_t = S_{t-1} k_t
@@ -24,7 +24,7 @@ extension DeltaRule {
         beta: UnsafePointer<Float>, shape: SequenceShape
     ) {
         precondition(shape.T >= 1 && shape.dphi >= 1 && shape.dv >= 1, "DeltaRule.recurrentForward: bad shape \(shape)")
-        GatedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, g: nil, shape: shape)
+        FusedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, g: nil, shape: shape)
     }
 
     /// Recurrent backward of the delta rule: exact gradients of
@@ -39,7 +39,7 @@ extension DeltaRule {
     /// and no normalisation, states about 1e5 at T = 7, dk was off by 5.7
     /// times docs/contract.md section 7's bound; issue 11 item 4.)
     ///
-    /// Per step, with G = dL/dS_t^T accumulated so far (`GatedRecurrence`):
+    /// Per step, with G = dL/dS_t^T accumulated so far (`FusedRecurrence`):
     /// ```
     /// G += q_t dy_t^T,               dq_t = S_t^T dy_t
     /// du_t = G^T k_t,                dk_t = G u_t
@@ -67,7 +67,7 @@ extension DeltaRule {
     ) {
         precondition(shape.T >= 1 && shape.dphi >= 1 && shape.dv >= 1, "DeltaRule.recurrentBackward: bad shape \(shape)")
         guard saved != nil else { preconditionFailure("DeltaRule.recurrentBackward: saved is nil") }
-        GatedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dg: nil, dstate: dstate, dy: dy,
+        FusedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dg: nil, dstate: dstate, dy: dy,
                                  q: q, k: k, v: v, beta: beta, g: nil, saved: saved, shape: shape)
     }
 }

@@ -13,7 +13,7 @@ import FWCore
 /// ```
 ///
 /// * **recurrent** (`DeltaRule+Recurrent.swift`, through the shared
-///   `GatedRecurrence` with a_t = 1): token by token. The forward saves the
+///   `FusedRecurrence` with a_t = 1): token by token. The forward saves the
 ///   state at the start of every segment of ceil(sqrt(T)) steps; the backward
 ///   recomputes each segment's states from its checkpoint (never all T
 ///   states, O(sqrt(T) d^2) memory), so it sees exactly the forward's states.
