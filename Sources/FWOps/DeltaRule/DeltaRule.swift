@@ -13,8 +13,9 @@ import FWCore
 /// ```
 ///
 /// * **recurrent** (`DeltaRule+Recurrent.swift`, through the shared
-///   `FusedRecurrence` with a_t = 1): token by token. The forward saves the
-///   state at the start of every segment of ceil(sqrt(T)) steps; the backward
+///   `FusedRecurrence` with a_t = 1): token by token, one fused SIMD step
+///   per token. The forward saves the state at the start of every segment of
+///   ceil(sqrt(T)) steps and vbar_t `[T, dv]`; the backward
 ///   recomputes each segment's states from its checkpoint (never all T
 ///   states, O(sqrt(T) d^2) memory), so it sees exactly the forward's states.
 /// * **chunked** (`DeltaRule+Chunked.swift`): the WY/UT form of Yang et al.
@@ -31,9 +32,10 @@ import FWCore
 public enum DeltaRule {
     /// Floats the recurrent forward saves for its backward: the state S^T at
     /// the start of every segment of `SumRule.recurrentSegment(T)` steps, as
-    /// for the other rules.
+    /// for the other rules, then vbar_t `[T, dv]` (the backward rebuilds u_t
+    /// from it bit for bit instead of re-reading S^T k).
     public static func recurrentSavedCount(_ shape: SequenceShape) -> Int {
-        SumRule.recurrentSavedCount(shape)
+        FusedRecurrence.savedCount(shape, delta: true)
     }
 
     /// Floats the chunked forward saves for its backward: the state S^T at

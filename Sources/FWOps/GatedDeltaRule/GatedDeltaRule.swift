@@ -22,7 +22,7 @@ public enum GatedDeltaRule: FastWeightRuleKernel {
 
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {
-        case .recurrent: return FusedRecurrence.savedCount(shape)
+        case .recurrent: return FusedRecurrence.savedCount(shape, delta: true)
         case let .chunked(c): return DeltaRule.chunkedSavedCount(shape, chunk: c)
         }
     }

@@ -20,7 +20,7 @@ public enum GatedSumRule: FastWeightRuleKernel {
 
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {
-        case .recurrent: return FusedRecurrence.savedCount(shape)
+        case .recurrent: return FusedRecurrence.savedCount(shape, delta: false)
         case let .chunked(c): return shape.chunkCount(c) * shape.stateCount
         }
     }

@@ -1,5 +1,5 @@
 /// A short vector of Float lanes for the fused recurrent kernels
-/// (`FusedStep`): `SIMD16<Float>` for the bulk of a row, `SIMD4<Float>`
+/// (`FusedStep`): `SIMD16<Float>` or `SIMD8<Float>` for the bulk of a row, `SIMD4<Float>`
 /// and a single `Float` for the tail, so one generic loop body serves every
 /// width (`@inline(__always)` callers are specialised per type).
 ///
@@ -32,6 +32,19 @@ extension SIMD16: FloatLanes where Scalar == Float {
     var total: Float {
         let h8 = lowHalf + highHalf
         let h4 = h8.lowHalf + h8.highHalf
+        return (h4[0] + h4[1]) + (h4[2] + h4[3])
+    }
+}
+
+extension SIMD8: FloatLanes where Scalar == Float {
+    static var width: Int { 8 }
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
+    @inline(__always)
+    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self) }
+    @inline(__always)
+    var total: Float {
+        let h4 = lowHalf + highHalf
         return (h4[0] + h4[1]) + (h4[2] + h4[3])
     }
 }

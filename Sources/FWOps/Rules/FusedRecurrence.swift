@@ -26,19 +26,23 @@ import FWCore
 /// forward's rounding put in: docs/contract.md, "Our choice: every recurrent
 /// backward recomputes from checkpoints".)
 enum FusedRecurrence {
-    static func savedCount(_ shape: SequenceShape) -> Int { SumRule.recurrentSavedCount(shape) }
+    /// Floats the forward saves: the checkpoints, then for the delta rules
+    /// the forward's vbar_t `[T, dv]` (from which the backward rebuilds
+    /// u_t exactly, so neither its recomputation nor its steps read P^T k).
+    static func savedCount(_ shape: SequenceShape, delta: Bool) -> Int {
+        SumRule.recurrentSavedCount(shape) + (delta ? shape.T * shape.dv : 0)
+    }
 
     /// Floating-point operations (multiply-add = 2) per sequence. Forward,
     /// per step: the read (2 dphi dv for P^T q, 2 more for P^T k in the
     /// delta rules) and the write (2 dphi dv, 1 more for the decay).
-    /// Backward: the recomputed write, the column sums of sweep 1 (2 or
-    /// 4 dphi dv) and the row sweep (6 dphi dv; 10 for the delta rules; 3
-    /// more for the decay), about three times the forward.
+    /// Backward: the recomputed write, G^T k (2 dphi dv) and the row sweep
+    /// (6 dphi dv, 10 for the delta rules, 3 more for the decay).
     static func flops(_ shape: SequenceShape, delta: Bool, gated: Bool, backward: Bool) -> Double {
         let T = Double(shape.T), dd = Double(shape.dphi * shape.dv)
         let write = gated ? 3.0 : 2.0
         let forward = T * dd * ((delta ? 4 : 2) + write)
-        let back = T * dd * ((delta ? 2 : 0) + write + (delta ? 4 : 2) + (delta ? 10 : 6) + (gated ? 3 : 0))
+        let back = T * dd * (write + 2 + (delta ? 10 : 6) + (gated ? 3 : 0))
         return backward ? forward + back : forward
     }
 
@@ -48,8 +52,8 @@ enum FusedRecurrence {
         g.map { Float(exp(Double($0[t]))) } ?? 1
     }
 
-    /// y `[T, dv]`; state in P_0, out P_T `[dphi, dv]`; saved: the
-    /// checkpoints (`savedCount`), nil when no backward follows.
+    /// y `[T, dv]`; state in P_0, out P_T `[dphi, dv]`; saved: `savedCount`
+    /// floats (checkpoints, then vbar for the delta rules), nil when no backward follows.
     static func forward(y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>,
                         saved: UnsafeMutablePointer<Float>?,
                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -57,9 +61,11 @@ enum FusedRecurrence {
         let T = shape.T, dphi = shape.dphi, dv = shape.dv, n = shape.stateCount
         precondition(T >= 1 && dphi >= 1 && dv >= 1, "FusedRecurrence.forward: bad shape \(shape)")
         let K = SumRule.recurrentSegment(T)
+        let vbars = saved.map { $0 + SumRule.recurrentSavedCount(shape) }
         for t in 0..<T {
             if let saved, t % K == 0 { (saved + (t / K) * n).update(from: state, count: n) }
-            FusedStep.forward(state: state, y: y + t * dv, q: q + t * dphi, k: k + t * dphi, v: v + t * dv,
+            FusedStep.forward(state: state, y: y + t * dv, vbar: beta == nil ? nil : vbars.map { $0 + t * dv },
+                              q: q + t * dphi, k: k + t * dphi, v: v + t * dv,
                               beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dv)
         }
     }
@@ -77,27 +83,40 @@ enum FusedRecurrence {
         precondition(T >= 1 && dphi >= 1 && dvSize >= 1, "FusedRecurrence.backward: bad shape \(shape)")
         guard let saved else { preconditionFailure("FusedRecurrence.backward: needs the forward's checkpoints") }
         let K = SumRule.recurrentSegment(T)
-        // One segment's states P_start ..< P_end (after each write), and the step's scratch.
-        let states = UnsafeMutablePointer<Float>.allocate(capacity: K * n + 3 * dvSize)
+        let vbars = beta == nil ? nil : saved + SumRule.recurrentSavedCount(shape)
+        // One segment's states P_start ..< P_end (after each write), its
+        // written values u_t [K, dv], and the step's scratch.
+        let states = UnsafeMutablePointer<Float>.allocate(capacity: K * n + K * dvSize + 2 * dvSize)
         defer { states.deallocate() }
-        let scratch = states + K * n
+        let us = states + K * n, scratch = us + K * dvSize
 
         for segment in stride(from: (T - 1) / K, through: 0, by: -1) {
             let start = segment * K, end = min(T, start + K)
             let checkpoint = saved + segment * n
-            // Recompute P_t for t in start..<end-1 with the forward's own step
-            // (P_{end-1} is no step's prev).
-            for t in start..<(end - 1) {
-                let s = states + (t - start) * n
+            // Recompute P_t for t in start..<end-1 (P_{end-1} is no step's
+            // prev) with the forward's own write, and every step's u_t.
+            for t in start..<end {
+                let s = states + (t - start) * n, u = us + (t - start) * dvSize
+                let vbar = vbars.map { $0 + t * dvSize }
+                if t == end - 1 {
+                    // Only u_t: u = v, or beta (v - vbar) as the forward formed it.
+                    if let beta, let vbar {
+                        for i in 0..<dvSize { u[i] = beta[t] * (v[t * dvSize + i] - vbar[i]) }
+                    } else {
+                        u.update(from: v + t * dvSize, count: dvSize)
+                    }
+                    continue
+                }
                 s.update(from: t == start ? checkpoint : UnsafePointer(s - n), count: n)
-                FusedStep.forward(state: s, y: nil, q: q + t * dphi, k: k + t * dphi, v: v + t * dvSize,
-                                  beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize)
+                FusedStep.write(state: s, u: u, k: k + t * dphi, v: v + t * dvSize, vbar: vbar,
+                                beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize)
             }
             for t in stride(from: end - 1, through: start, by: -1) {
                 let prev = t == start ? checkpoint : UnsafePointer(states + (t - start - 1) * n)
                 FusedStep.backward(G: dstate, prev: prev, dq: dq + t * dphi, dk: dk + t * dphi, dv: dv + t * dvSize,
                                    dbeta: dbeta.map { $0 + t }, dg: dg.map { $0 + t },
                                    dy: dy + t * dvSize, q: q + t * dphi, k: k + t * dphi, v: v + t * dvSize,
+                                   u: us + (t - start) * dvSize, vbar: vbars.map { $0 + t * dvSize },
                                    beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize,
                                    scratch: scratch)
             }
