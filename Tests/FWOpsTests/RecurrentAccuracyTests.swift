@@ -152,4 +152,58 @@ final class RecurrentAccuracyTests: XCTestCase {
         }
         print("RecurrentAccuracyTests T=\(T) l2 8x8 recurrent vs Float64: " + line.joined(separator: ", "))
     }
+
+    /// Both kinds of recurrent step (`FusedStep` up to 512 state entries,
+    /// `BLASStep` above) for every rule, with the denominator where the rule
+    /// allows it: y and S_T against the Float64 op, every gradient against
+    /// the chunked form (itself held to Float64 and finite differences by
+    /// the rule tests), T = 45 (not a multiple of the segment), with S_0.
+    func testFusedAndBLASStepsAgreeForEveryRule() throws {
+        var worst = 0.0
+        for rule in FastWeightRule.allCases {
+            for (dk, dv) in [(8, 8), (16, 16), (24, 24), (12, 40)] {
+                for denominator in rule.allowsDenominator ? [false, true] : [false] {
+                    let (B, H, T) = (1, 2, 45)
+                    var rng = SeededRNG(seed: UInt64(600 + dk * 7 + dv + (denominator ? 1 : 0)))
+                    let q = rng.normalTensor([B, H, T, dk]), k = rng.normalTensor([B, H, T, dk])
+                    let v = rng.normalTensor([B, H, T, dv]), dy = rng.normalTensor([B, H, T, dv])
+                    var gates = FWPGates()
+                    if rule.needs(.beta) { gates.beta = rng.uniformTensor([B, H, T]) }
+                    if rule.needs(.g) {
+                        var g = rng.uniformTensor([B, H, T])
+                        for j in 0..<g.count { g.storage[j] *= -0.3 }
+                        gates.g = g
+                    }
+                    let s0 = denominator ? nil : rng.normalTensor([B, H, dv, dk], std: 0.5)
+                    let dsT = rng.normalTensor([B, H, dv, dk])
+                    let label = "\(rule) \(dk)x\(dv)\(denominator ? " denominator" : "")"
+                    var out: [(FWPResult, FWPGradients)] = []
+                    for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 16)] {
+                        let op = try FastWeightProgrammer(rule: rule, featureMap: .elu1, normalization: .l2,
+                                                          denominator: denominator, algorithm: algorithm)
+                        let r = try op.forward(q: q, k: k, v: v, gates: gates, initialState: s0)
+                        out.append((r, try FastWeightProgrammer.backward(dy: dy, dstate: dsT, cache: r.cache!)))
+                    }
+                    let ref = ReferenceFWP(rule: rule, map: .elu1, norm: .l2, denominator: denominator,
+                                           B: B, H: H, T: T, dk: dk, dv: dv)
+                    let (y, s) = ref.evaluate(q: q.storage.asDouble, k: k.storage.asDouble, v: v.storage.asDouble,
+                                              beta: gates.beta?.storage.asDouble ?? [], g: gates.g?.storage.asDouble ?? [],
+                                              omega: [], initialState: s0?.storage.asDouble)
+                    let (r, gr) = out[0], (_, gc) = out[1]
+                    assertSpecClose(r.y.storage, y, "\(label) recurrent y vs Float64")
+                    assertSpecClose(r.state.storage, s, "\(label) recurrent state vs Float64")
+                    worst = max(worst, Self.relativeError(r.y.storage, y), Self.relativeError(r.state.storage, s))
+                    var pairs = [("dq", gr.dq, gc.dq), ("dk", gr.dk, gc.dk), ("dv", gr.dv, gc.dv),
+                                 ("dS0", gr.dstate, gc.dstate)]
+                    if let a = gr.dbeta, let b = gc.dbeta { pairs.append(("dbeta", a, b)) }
+                    if let a = gr.dg, let b = gc.dg { pairs.append(("dg", a, b)) }
+                    for (name, a, b) in pairs {
+                        assertSpecClose(a.storage, b.storage, "\(label) \(name) recurrent vs chunked")
+                        worst = max(worst, Self.relativeError(a.storage, b.storage.asDouble))
+                    }
+                }
+            }
+        }
+        print("RecurrentAccuracyTests fused and BLAS steps, every rule: worst relative error \(String(format: "%.1e", worst))")
+    }
 }

@@ -49,7 +49,7 @@ public enum DeltaRule {
     /// Floating-point operations the recurrent form performs (multiply-add =
     /// 2): `backward: false` counts the forward, `true` forward + backward.
     ///
-    /// Per step the forward does two `sgemv` and one `sger` over the state
+    /// Per step the forward does two reads and one rank-1 write of the state
     /// (6 dphi dv) and 2 dv for u_t = beta_t (v_t - vbar_t); the backward
     /// recomputes the write (4 dphi dv), then does five matrix-vector
     /// products and two rank-1 updates (14 dphi dv) and about 6 dv of vector work.

@@ -25,7 +25,24 @@ import FWCore
 /// `G = dL/dP_t` in `dstate`. (Undoing the writes instead loses what the
 /// forward's rounding put in: docs/contract.md, "Our choice: every recurrent
 /// backward recomputes from checkpoints".)
+///
+/// States with more than `fusedMaxStateSize` entries take the same steps as
+/// BLAS calls instead (`BLASStep`), where OpenBLAS's AVX2 kernels beat the
+/// package's SSE2 Swift.
 enum FusedRecurrence {
+    /// The largest state (dphi x dv entries) the fused SIMD step runs on;
+    /// larger ones use `BLASStep`. `fwp bench`, B=4 H=8 T=1024, best of 3
+    /// (recurrent tokens/s, fused / BLAS): at 16 x 16 the fused step is
+    /// 1.9x-2.4x faster forward and 1.2x-2.3x forward+backward; at 32 x 32
+    /// it is 0.6x-1.3x forward and 0.7x-1.0x forward+backward; at 64 x 64
+    /// and 128 x 128, 0.65x-1.0x and 0.4x-0.7x. 512 lies between the two
+    /// measured sizes (the denominator's 16 x 17 is fused).
+    static let fusedMaxStateSize = 512
+
+    /// Whether `shape` runs the fused SIMD step.
+    @inline(__always)
+    static func fused(_ shape: SequenceShape) -> Bool { shape.stateCount <= fusedMaxStateSize }
+
     /// Floats the forward saves: the checkpoints, then for the delta rules
     /// the forward's vbar_t `[T, dv]` (from which the backward rebuilds
     /// u_t exactly, so neither its recomputation nor its steps read P^T k).
@@ -62,11 +79,21 @@ enum FusedRecurrence {
         precondition(T >= 1 && dphi >= 1 && dv >= 1, "FusedRecurrence.forward: bad shape \(shape)")
         let K = SumRule.recurrentSegment(T)
         let vbars = saved.map { $0 + SumRule.recurrentSavedCount(shape) }
+        let fusedStep = fused(shape)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: dv)   // BLASStep's scratch
+        defer { u.deallocate() }
         for t in 0..<T {
             if let saved, t % K == 0 { (saved + (t / K) * n).update(from: state, count: n) }
-            FusedStep.forward(state: state, y: y + t * dv, vbar: beta == nil ? nil : vbars.map { $0 + t * dv },
-                              q: q + t * dphi, k: k + t * dphi, v: v + t * dv,
-                              beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dv)
+            let vbar = beta == nil ? nil : vbars.map { $0 + t * dv }
+            if fusedStep {
+                FusedStep.forward(state: state, y: y + t * dv, vbar: vbar,
+                                  q: q + t * dphi, k: k + t * dphi, v: v + t * dv,
+                                  beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dv)
+            } else {
+                BLASStep.forward(state: state, y: y + t * dv, vbar: vbar, u: u,
+                                 q: q + t * dphi, k: k + t * dphi, v: v + t * dv,
+                                 beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dv)
+            }
         }
     }
 
@@ -89,6 +116,7 @@ enum FusedRecurrence {
         let states = UnsafeMutablePointer<Float>.allocate(capacity: K * n + K * dvSize + 2 * dvSize)
         defer { states.deallocate() }
         let us = states + K * n, scratch = us + K * dvSize
+        let fusedStep = fused(shape)
 
         for segment in stride(from: (T - 1) / K, through: 0, by: -1) {
             let start = segment * K, end = min(T, start + K)
@@ -108,17 +136,30 @@ enum FusedRecurrence {
                     continue
                 }
                 s.update(from: t == start ? checkpoint : UnsafePointer(s - n), count: n)
-                FusedStep.write(state: s, u: u, k: k + t * dphi, v: v + t * dvSize, vbar: vbar,
-                                beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize)
+                if fusedStep {
+                    FusedStep.write(state: s, u: u, k: k + t * dphi, v: v + t * dvSize, vbar: vbar,
+                                    beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize)
+                } else {
+                    BLASStep.write(state: s, u: u, k: k + t * dphi, v: v + t * dvSize, vbar: vbar,
+                                   beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize)
+                }
             }
             for t in stride(from: end - 1, through: start, by: -1) {
                 let prev = t == start ? checkpoint : UnsafePointer(states + (t - start - 1) * n)
-                FusedStep.backward(G: dstate, prev: prev, dq: dq + t * dphi, dk: dk + t * dphi, dv: dv + t * dvSize,
-                                   dbeta: dbeta.map { $0 + t }, dg: dg.map { $0 + t },
-                                   dy: dy + t * dvSize, q: q + t * dphi, k: k + t * dphi, v: v + t * dvSize,
-                                   u: us + (t - start) * dvSize, vbar: vbars.map { $0 + t * dvSize },
-                                   beta: beta.map { $0[t] }, a: decay(g, t), dphi: dphi, dv: dvSize,
-                                   scratch: scratch)
+                let (u, vbar) = (UnsafePointer(us + (t - start) * dvSize), vbars.map { $0 + t * dvSize })
+                if fusedStep {
+                    FusedStep.backward(G: dstate, prev: prev, dq: dq + t * dphi, dk: dk + t * dphi, dv: dv + t * dvSize,
+                                       dbeta: dbeta.map { $0 + t }, dg: dg.map { $0 + t },
+                                       dy: dy + t * dvSize, q: q + t * dphi, k: k + t * dphi, v: v + t * dvSize,
+                                       u: u, vbar: vbar, beta: beta.map { $0[t] }, a: decay(g, t),
+                                       dphi: dphi, dv: dvSize, scratch: scratch)
+                } else {
+                    BLASStep.backward(G: dstate, prev: prev, dq: dq + t * dphi, dk: dk + t * dphi, dv: dv + t * dvSize,
+                                      dbeta: dbeta.map { $0 + t }, dg: dg.map { $0 + t },
+                                      dy: dy + t * dvSize, q: q + t * dphi, k: k + t * dphi, v: v + t * dvSize,
+                                      u: u, vbar: vbar, beta: beta.map { $0[t] }, a: decay(g, t),
+                                      dphi: dphi, dv: dvSize, scratch: scratch)
+                }
             }
         }
     }
