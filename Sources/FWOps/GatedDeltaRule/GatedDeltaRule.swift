@@ -20,6 +20,12 @@ import FWCore
 public enum GatedDeltaRule: FastWeightRuleKernel {
     public static var gates: [FWPGate] { [.beta, .g] }
 
+    /// Recurrent (the fused step) up to 16 x 16 states, chunked above (the
+    /// numbers: `FastWeightProgrammer+Algorithm.swift`).
+    public static func automaticAlgorithm(T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
+        FastWeightProgrammer.recurrentWhenSmall(dphi: dphi, dv: dv)
+    }
+
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {
         case .recurrent: return FusedRecurrence.savedCount(shape, delta: true)
