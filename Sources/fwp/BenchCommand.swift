@@ -17,6 +17,10 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("lm-step"), help: "Only the LM training-step rows (one whole step per mixer).") var lmStep = false
     @Option(help: "Only the fast weight programmer rows (d = 64) of these rules, e.g. delta,gated-delta.")
     var rules: String?
+    @Option(help: "With --rules: the head sizes d (dk = dv) of the rows, e.g. 16,32,64,128 (default 64).")
+    var dims: String?
+    @Option(help: "With --rules: only the rows of these algorithms, recurrent and/or chunked (default both).")
+    var algos: String?
 
     func run() throws {
         try SizeLimits.check(T, in: 1...Self.maxT, "--T")
@@ -58,7 +62,20 @@ struct BenchCommand: ParsableCommand {
         var rows: [BenchRow] = []
         if let rules {
             let chosen = try rules.split(separator: ",").map { try FastWeightRule(parsing: String($0)) }
-            let cases = FWPBenchmarks.standardCases(dims: [64], T: T).filter { chosen.contains($0.rule) }
+            let dimList = try (dims ?? "64").split(separator: ",").map { text -> Int in
+                guard let d = Int(text), (1...1024).contains(d) else {
+                    throw FWError.invalidArgument("--dims: '\(text)' is not a head size in 1...1024")
+                }
+                return d
+            }
+            let algoList = try (algos ?? "recurrent,chunked").split(separator: ",").map { text -> String in
+                guard ["recurrent", "chunked"].contains(text) else {
+                    throw FWError.invalidArgument("--algos: '\(text)' is not recurrent or chunked")
+                }
+                return String(text)
+            }
+            let cases = FWPBenchmarks.standardCases(dims: dimList, T: T)
+                .filter { chosen.contains($0.rule) && algoList.contains($0.algorithm.name) }
             for (i, c) in cases.enumerated() {
                 let row = try FWPBenchmarks.run(c, peak: peak(c.d))
                 log(String(format: "[%d/%d] %@ %@ %@ d=%d: %.4f s, %.0f tokens/s, %.1f GFLOP/s", i + 1, cases.count,

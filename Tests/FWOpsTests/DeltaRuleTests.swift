@@ -295,7 +295,7 @@ final class DeltaRuleTests: XCTestCase {
     /// Saved counts and flop counts are consistent with the shapes.
     func testCounts() {
         let s = SequenceShape(T: 100, dphi: 12, dv: 9)
-        XCTAssertEqual(DeltaRule.recurrentSavedCount(s), 900)
+        XCTAssertEqual(DeltaRule.recurrentSavedCount(s), 10 * 108 + 900)  // sqrt(100) checkpoints of 12 x 9, vbar [100, 9]
         XCTAssertEqual(DeltaRule.chunkedSavedCount(s, chunk: 16), 7 * 108 + 900)
         XCTAssertEqual(DeltaRule.chunkedSavedCount(s, chunk: 128), 108 + 900)
         XCTAssertEqual(DeltaRule.recurrentFlops(s, backward: false), 100 * (6 * 108 + 18))

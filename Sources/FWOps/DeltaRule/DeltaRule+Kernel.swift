@@ -4,15 +4,11 @@ import FWCore
 extension DeltaRule: FastWeightRuleKernel {
     public static var gates: [FWPGate] { [.beta] }
 
-    /// Recurrent is faster at d = 8 (1.14x) and even at d = 4, chunked from
-    /// d = 16 on (1.7x-1.8x; `make bench`, forward+backward, T = 1024): so the
-    /// delta rule runs recurrently when the state has at most 64 entries.
+    /// Recurrent (the fused step) up to 16 x 16 states, chunked above (the
+    /// numbers: `FastWeightProgrammer+Algorithm.swift`).
     public static func automaticAlgorithm(T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
-        dphi * dv <= recurrentMaxStateSize ? .recurrent : .chunked(size: FastWeightProgrammer.automaticChunk)
+        FastWeightProgrammer.recurrentWhenSmall(dphi: dphi, dv: dv)
     }
-
-    /// States with at most this many entries run recurrently.
-    static let recurrentMaxStateSize = 64
 
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {

@@ -12,11 +12,12 @@ import FWCore
 /// y_t    = S_t q_t
 /// ```
 ///
-/// * **recurrent** (`DeltaRule+Recurrent.swift`): token by token, a rank-1
-///   `sger` write and two `sgemv` reads per step. The forward saves vbar_t
-///   (`T * dv` floats); the backward reverses the updates
-///   (S_{t-1} = S_t - beta_t (v_t - vbar_t) k_t^T), so it never stores all T
-///   states.
+/// * **recurrent** (`DeltaRule+Recurrent.swift`, through the shared
+///   `FusedRecurrence` with a_t = 1): token by token, one fused SIMD step
+///   per token. The forward saves the state at the start of every segment of
+///   ceil(sqrt(T)) steps and vbar_t `[T, dv]`; the backward
+///   recomputes each segment's states from its checkpoint (never all T
+///   states, O(sqrt(T) d^2) memory), so it sees exactly the forward's states.
 /// * **chunked** (`DeltaRule+Chunked.swift`): the WY/UT form of Yang et al.
 ///   (2024); chunks of C steps become `sgemm`s and one triangular solve. The
 ///   forward saves the state at the start of every chunk and the corrected
@@ -29,10 +30,12 @@ import FWCore
 /// once per call. Sizes and pointers are programmer contracts (checked with
 /// `precondition`); the batched op validates user input before calling here.
 public enum DeltaRule {
-    /// Floats the recurrent forward saves for its backward: vbar_t for every
-    /// step, `T * dv`.
+    /// Floats the recurrent forward saves for its backward: the state S^T at
+    /// the start of every segment of `SumRule.recurrentSegment(T)` steps, as
+    /// for the other rules, then vbar_t `[T, dv]` (the backward rebuilds u_t
+    /// from it bit for bit instead of re-reading S^T k).
     public static func recurrentSavedCount(_ shape: SequenceShape) -> Int {
-        shape.T * shape.dv
+        FusedRecurrence.savedCount(shape, delta: true)
     }
 
     /// Floats the chunked forward saves for its backward: the state S^T at
@@ -46,13 +49,14 @@ public enum DeltaRule {
     /// Floating-point operations the recurrent form performs (multiply-add =
     /// 2): `backward: false` counts the forward, `true` forward + backward.
     ///
-    /// Per step the forward does two `sgemv` and one `sger` over the state
-    /// (6 dphi dv) and 2 dv for u_t = beta_t (v_t - vbar_t); the backward does
-    /// four `sgemv` and three `sger` (14 dphi dv) and about 6 dv of vector work.
+    /// Per step the forward does two reads and one rank-1 write of the state
+    /// (6 dphi dv) and 2 dv for u_t = beta_t (v_t - vbar_t); the backward
+    /// recomputes the write (4 dphi dv), then does five matrix-vector
+    /// products and two rank-1 updates (14 dphi dv) and about 6 dv of vector work.
     public static func recurrentFlops(_ shape: SequenceShape, backward: Bool) -> Double {
         let t = Double(shape.T), dphi = Double(shape.dphi), dv = Double(shape.dv)
         let forward = t * (6 * dphi * dv + 2 * dv)
-        let back = t * (14 * dphi * dv + 6 * dv)
+        let back = t * (18 * dphi * dv + 6 * dv)
         return backward ? forward + back : forward
     }
 

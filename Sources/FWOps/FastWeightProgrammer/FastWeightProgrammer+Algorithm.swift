@@ -10,11 +10,38 @@ extension FastWeightProgrammer {
 
     /// The engine's choice of algorithm when the caller leaves it open: the
     /// rule's own (`FastWeightRuleKernel.automaticAlgorithm`), following the
-    /// crossover `make bench` measured on this machine class (2 cores,
-    /// OpenBLAS Zen kernels, forward+backward, T = 1024): chunked everywhere
-    /// except the delta rule with at most 64 state entries.
+    /// crossover measured on this machine class (2 cores shared with other
+    /// work, OpenBLAS Zen kernels) with `fwp bench --rules ... --dims
+    /// 16,32,64,128`, B=4 H=8 T=1024, phi identity, l2, best of 3 rounds,
+    /// after the fused recurrent step (issue 12 item 3). Forward+backward
+    /// tokens/s, recurrent against the best chunked (C = 32 or 64):
+    ///
+    ///     d      sum            delta          gated-sum      gated-delta
+    ///     16     316k / 376k    302k / 203k    291k / 238k    242k / 148k
+    ///     32     131k / 180k     99k / 107k    109k / 143k     83k /  71k
+    ///     64      45k /  82k     34k /  51k     36k /  74k     28k /  45k
+    ///     128     14k /  30k    9.4k /  19k    6.9k /  26k    8.2k /  16k
+    ///
+    /// (forward only, d = 16: 2.0M / 1.9M, 2.6M / 1.1M, 2.5M / 1.3M,
+    /// 2.4M / 0.56M; from d = 32 on chunked is as fast or faster.) So the
+    /// delta, gated sum and gated delta rules run recurrently up to 16 x 16
+    /// states (`recurrentMaxStateSize`; 1.2x-1.6x faster there, 2x-4x
+    /// forward), the sum rule always chunked (0.84x at 16 x 16), and every
+    /// larger state chunked with C = 32. The gated delta rule's 1.17x at 32 x
+    /// 32 is within this machine's run-to-run noise (about +-30%) and is left
+    /// to chunked. Timings are at T = 1024; short sequences were not re-measured.
     public static func automaticAlgorithm(rule: FastWeightRule, T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
         rule.kernel.automaticAlgorithm(T: T, dphi: dphi, dv: dv)
+    }
+
+    /// The largest state (dphi x dv entries) that the rules choosing so run
+    /// recurrently (see `automaticAlgorithm`).
+    public static let recurrentMaxStateSize = 256
+
+    /// Recurrent up to `recurrentMaxStateSize` state entries, else chunked
+    /// with `automaticChunk`: the choice of the delta and gated rules.
+    public static func recurrentWhenSmall(dphi: Int, dv: Int) -> FWPAlgorithm {
+        dphi * dv <= recurrentMaxStateSize ? .recurrent : .chunked(size: automaticChunk)
     }
 
     /// Floating-point operations of one sequence (forward, or forward + backward).

@@ -2,7 +2,8 @@ import FWCore
 
 /// How the recurrence over time is computed; both give the same function.
 public enum FWPAlgorithm: Equatable, Sendable, CustomStringConvertible {
-    /// Token by token: rank-1 `sger` writes and `sgemv` reads.
+    /// Token by token: one fused SIMD pass over each head's state per token
+    /// (`FusedRecurrence`; a rank-1 write and the reads).
     case recurrent
     /// Chunks of `size` steps as `sgemm` products (the WY form for the delta rule).
     case chunked(size: Int)

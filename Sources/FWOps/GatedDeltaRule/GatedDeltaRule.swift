@@ -7,7 +7,7 @@ import FWCore
 /// vbar_t = a_t S_{t-1} k_t,   S_t = a_t S_{t-1} + beta_t (v_t - vbar_t) k_t^T,   y_t = S_t q_t
 /// ```
 ///
-/// * **recurrent**: `GatedRecurrence` (token by token; the backward
+/// * **recurrent**: `FusedRecurrence` (token by token; the backward
 ///   recomputes sqrt(T)-step segments from checkpoints).
 /// * **chunked** (`GatedDeltaRule+Chunked.swift`): the decay-weighted WY
 ///   form from the shared `ChunkStages`: `A = strict-lower(diag(beta) (K K^T o Gam))`,
@@ -20,16 +20,22 @@ import FWCore
 public enum GatedDeltaRule: FastWeightRuleKernel {
     public static var gates: [FWPGate] { [.beta, .g] }
 
+    /// Recurrent (the fused step) up to 16 x 16 states, chunked above (the
+    /// numbers: `FastWeightProgrammer+Algorithm.swift`).
+    public static func automaticAlgorithm(T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
+        FastWeightProgrammer.recurrentWhenSmall(dphi: dphi, dv: dv)
+    }
+
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {
-        case .recurrent: return GatedRecurrence.savedCount(shape)
+        case .recurrent: return FusedRecurrence.savedCount(shape, delta: true)
         case let .chunked(c): return DeltaRule.chunkedSavedCount(shape, chunk: c)
         }
     }
 
     public static func flops(_ algorithm: FWPAlgorithm, _ shape: SequenceShape, backward: Bool) -> Double {
         switch algorithm {
-        case .recurrent: return GatedRecurrence.flops(shape, delta: true, backward: backward)
+        case .recurrent: return FusedRecurrence.flops(shape, delta: true, gated: true, backward: backward)
         case let .chunked(c): return DeltaRule.chunkedFlops(shape, chunk: c, backward: backward)
         }
     }
@@ -43,7 +49,7 @@ public enum GatedDeltaRule: FastWeightRuleKernel {
         guard let beta = gates.beta, let g = gates.g else { preconditionFailure("GatedDeltaRule: no beta or g") }
         switch algorithm {
         case .recurrent:
-            GatedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, g: g, shape: shape)
+            FusedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, g: g, shape: shape)
         case let .chunked(c):
             chunkedForward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: beta, g: g, shape: shape, chunk: c)
         }
@@ -62,7 +68,7 @@ public enum GatedDeltaRule: FastWeightRuleKernel {
         }
         switch algorithm {
         case .recurrent:
-            GatedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dg: dg, dstate: dstate, dy: dy,
+            FusedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dg: dg, dstate: dstate, dy: dy,
                                      q: q, k: k, v: v, beta: beta, g: g, saved: saved, shape: shape)
         case let .chunked(c):
             chunkedBackward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dg: dg, dstate: dstate, dy: dy,

@@ -7,7 +7,7 @@ import FWCore
 /// S_t = a_t S_{t-1} + v_t k_t^T,   y_t = S_t q_t
 /// ```
 ///
-/// * **recurrent**: `GatedRecurrence` (token by token; the backward
+/// * **recurrent**: `FusedRecurrence` (token by token; the backward
 ///   recomputes sqrt(T)-step segments from checkpoints).
 /// * **chunked** (`GatedSumRule+Chunked.swift`): with G the in-chunk
 ///   cumulative log-decays, `Y = diag(e^G) Q S^T + (tril(Q K^T) o Gam) V`,
@@ -18,16 +18,22 @@ import FWCore
 public enum GatedSumRule: FastWeightRuleKernel {
     public static var gates: [FWPGate] { [.g] }
 
+    /// Recurrent (the fused step) up to 16 x 16 states, chunked above (the
+    /// numbers: `FastWeightProgrammer+Algorithm.swift`).
+    public static func automaticAlgorithm(T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
+        FastWeightProgrammer.recurrentWhenSmall(dphi: dphi, dv: dv)
+    }
+
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {
-        case .recurrent: return GatedRecurrence.savedCount(shape)
+        case .recurrent: return FusedRecurrence.savedCount(shape, delta: false)
         case let .chunked(c): return shape.chunkCount(c) * shape.stateCount
         }
     }
 
     public static func flops(_ algorithm: FWPAlgorithm, _ shape: SequenceShape, backward: Bool) -> Double {
         switch algorithm {
-        case .recurrent: return GatedRecurrence.flops(shape, delta: false, backward: backward)
+        case .recurrent: return FusedRecurrence.flops(shape, delta: false, gated: true, backward: backward)
         case let .chunked(c): return SumRule.chunkedFlops(shape, chunk: c, backward: backward)
         }
     }
@@ -41,7 +47,7 @@ public enum GatedSumRule: FastWeightRuleKernel {
         guard let g = gates.g else { preconditionFailure("GatedSumRule: no g") }
         switch algorithm {
         case .recurrent:
-            GatedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: nil, g: g, shape: shape)
+            FusedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: nil, g: g, shape: shape)
         case let .chunked(c):
             chunkedForward(y: y, state: state, saved: saved, q: q, k: k, v: v, g: g, shape: shape, chunk: c)
         }
@@ -58,7 +64,7 @@ public enum GatedSumRule: FastWeightRuleKernel {
         guard let g = gates.g, let dg = dgates.g else { preconditionFailure("GatedSumRule: no g") }
         switch algorithm {
         case .recurrent:
-            GatedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: nil, dg: dg, dstate: dstate, dy: dy,
+            FusedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: nil, dg: dg, dstate: dstate, dy: dy,
                                      q: q, k: k, v: v, beta: nil, g: g, saved: saved, shape: shape)
         case let .chunked(c):
             chunkedBackward(dq: dq, dk: dk, dv: dv, dg: dg, dstate: dstate, dy: dy, q: q, k: k, v: v, g: g,

@@ -1,11 +1,13 @@
 import FWCore
 
 extension SumRule {
-    /// Recurrent forward of the sum rule for one sequence, token by token.
+    /// Recurrent forward of the sum rule for one sequence, token by token
+    /// (the shared `FusedRecurrence` with a_t = 1 and u_t = v_t: one fused
+    /// SIMD sweep over the state per token, no BLAS call).
     ///
     /// ```
-    /// S_t^T = S_{t-1}^T + k_t v_t^T     (sger)
-    /// y_t   = S_t q_t = (S_t^T)^T q_t    (sgemv)
+    /// S_t^T = S_{t-1}^T + k_t v_t^T
+    /// y_t   = S_t q_t = S_{t-1} q_t + v_t (k_t . q_t)
     /// ```
     /// - Parameters:
     ///   - y: out, `[T, dv]`, overwritten.
@@ -24,20 +26,7 @@ extension SumRule {
         shape: SequenceShape
     ) {
         check(shape)
-        let T = shape.T, dphi = shape.dphi, dv = shape.dv
-        let K = recurrentSegment(T)
-        for t in 0..<T {
-            let qt = q + t * dphi, kt = k + t * dphi, vt = v + t * dv
-            // Checkpoint S_{t}^T before the first write of each segment.
-            if let saved, t % K == 0 {
-                (saved + (t / K) * shape.stateCount).update(from: state, count: shape.stateCount)
-            }
-            // Write: S^T += k_t v_t^T.
-            BLAS.sger(m: dphi, n: dv, alpha: 1, x: kt, y: vt, a: state, lda: dv)
-            // Read after the write: y_t = (S_t^T)^T q_t.
-            BLAS.sgemv(.transpose, m: dphi, n: dv, alpha: 1, a: state, lda: dv,
-                       x: qt, beta: 0, y: y + t * dv)
-        }
+        FusedRecurrence.forward(y: y, state: state, saved: saved, q: q, k: k, v: v, beta: nil, g: nil, shape: shape)
     }
 
     /// Recurrent backward of the sum rule for one sequence: the forward's
@@ -49,14 +38,14 @@ extension SumRule {
     /// (Undoing each write instead, S_{t-1}^T = S_t^T - k_t v_t^T, needs no
     /// checkpoints but carries the rounding of every later step into S_t; with
     /// the attention denominator dL/dy is divided by z.q' + 1e-6, which is tiny
-    /// for near-zero DPFP features, and that error grew to 1e-1 in dq. The
-    /// recomputation costs one extra `sger` per step.)
+    /// for near-zero DPFP features, and that error grew to 1e-1 in dq.)
     ///
-    /// With `G = dL/dS_t^T` (accumulated from later steps):
+    /// With `G = dL/dS_t^T` (accumulated from later steps), per step
+    /// (`FusedStep.backward`):
     ///
     /// ```
     /// G    += q_t dy_t^T       (the read y_t = S_t q_t)
-    /// dq_t  = S_t^T dy_t
+    /// dq_t  = S_t^T dy_t = S_{t-1}^T dy_t + k_t (v_t . dy_t)
     /// dk_t  = G v_t
     /// dv_t  = G^T k_t
     /// dL/dS_{t-1}^T = G         (the write adds, so G passes unchanged)
@@ -81,34 +70,8 @@ extension SumRule {
         shape: SequenceShape
     ) {
         check(shape)
-        guard let saved else { preconditionFailure("SumRule.recurrentBackward: needs the forward's checkpoints") }
-        let T = shape.T, dphi = shape.dphi, dvSize = shape.dv, n = shape.stateCount
-        let K = recurrentSegment(T)
-        // The states S_t^T of one segment, recomputed (one scratch per call).
-        let states = UnsafeMutablePointer<Float>.allocate(capacity: K * n)
-        defer { states.deallocate() }
-
-        for segment in stride(from: (T - 1) / K, through: 0, by: -1) {
-            let start = segment * K, end = min(T, start + K)
-            // Recompute S_t^T = S_{t-1}^T + k_t v_t^T for t in start..<end.
-            for t in start..<end {
-                let s = states + (t - start) * n
-                s.update(from: t == start ? saved + segment * n : UnsafePointer(s - n), count: n)
-                BLAS.sger(m: dphi, n: dvSize, alpha: 1, x: k + t * dphi, y: v + t * dvSize, a: s, lda: dvSize)
-            }
-            for t in stride(from: end - 1, through: start, by: -1) {
-                let qt = q + t * dphi, kt = k + t * dphi, vt = v + t * dvSize, dyt = dy + t * dvSize
-                // dL/dS_t^T += q_t dy_t^T.
-                BLAS.sger(m: dphi, n: dvSize, alpha: 1, x: qt, y: dyt, a: dstate, lda: dvSize)
-                // dq_t = S_t^T dy_t.
-                BLAS.sgemv(.none, m: dphi, n: dvSize, alpha: 1, a: states + (t - start) * n, lda: dvSize,
-                           x: dyt, beta: 0, y: dq + t * dphi)
-                // From S_t^T = S_{t-1}^T + k_t v_t^T: dk_t = G v_t, dv_t = G^T k_t.
-                BLAS.sgemv(.none, m: dphi, n: dvSize, alpha: 1, a: dstate, lda: dvSize,
-                           x: vt, beta: 0, y: dk + t * dphi)
-                BLAS.sgemv(.transpose, m: dphi, n: dvSize, alpha: 1, a: dstate, lda: dvSize,
-                           x: kt, beta: 0, y: dv + t * dvSize)
-            }
-        }
+        guard saved != nil else { preconditionFailure("SumRule.recurrentBackward: needs the forward's checkpoints") }
+        FusedRecurrence.backward(dq: dq, dk: dk, dv: dv, dbeta: nil, dg: nil, dstate: dstate, dy: dy,
+                                 q: q, k: k, v: v, beta: nil, g: nil, saved: saved, shape: shape)
     }
 }

@@ -15,8 +15,9 @@ import FWCore
 ///
 /// Two forms compute the same function:
 ///
-/// * **recurrent** (`SumRule+Recurrent.swift`): token by token, `sger` writes
-///   and `sgemv` reads; its backward recomputes each segment of
+/// * **recurrent** (`SumRule+Recurrent.swift`): token by token, one fused
+///   SIMD read-and-write sweep over the state per token (the shared
+///   `Rules/FusedRecurrence.swift`, no BLAS call per token); its backward recomputes each segment of
 ///   ceil(sqrt(T)) states from a checkpoint (O(sqrt(T) d^2) memory, never all
 ///   T states; see `SumRule.md` for why not reversing the updates).
 /// * **chunked** (`SumRule+Chunked.swift`): chunks of `C` steps,
@@ -53,9 +54,10 @@ public enum SumRule {
 
     /// Floating-point operations of the recurrent form (multiply-add = 2).
     ///
-    /// Forward, per step: `sger` (2 dphi dv) + `sgemv` (2 dphi dv).
-    /// Backward, per step: `sger` for the read, three `sgemv` (dq, dk, dv)
-    /// and the recomputed write `sger`: 12 dphi dv.
+    /// The nominal count of the math (the fused kernel does about this):
+    /// forward, per step: the write (2 dphi dv) and the read (2 dphi dv).
+    /// Backward, per step: the read's adjoint, dq, dk, dv (8 dphi dv) and
+    /// the recomputed write: 12 dphi dv.
     /// - Parameter backward: false: forward only; true: forward + backward.
     public static func recurrentFlops(_ shape: SequenceShape, backward: Bool) -> Double {
         let T = Double(shape.T), dd = Double(shape.dphi * shape.dv)
