@@ -35,8 +35,16 @@ extension FastWeightProgrammer {
     }
 
     /// The largest state (dphi x dv entries) that the rules choosing so run
-    /// recurrently (see `automaticAlgorithm`).
+    /// recurrently (see `automaticAlgorithm`). Built with 256-bit vectors
+    /// (FWP_WIDE_SIMD), the fused step moves the crossover to 32 x 32:
+    /// forward+backward at d = 32, recurrent / best chunked, delta
+    /// 182k-190k / 90k-98k, gated delta 125k-161k / 82k-87k, gated sum
+    /// 161k-164k / 160k-168k (2026-12-02, same bench, shared machine).
+    #if FWP_WIDE_SIMD
+    public static let recurrentMaxStateSize = 32 * 32
+    #else
     public static let recurrentMaxStateSize = 256
+    #endif
 
     /// Recurrent up to `recurrentMaxStateSize` state entries, else chunked
     /// with `automaticChunk`: the choice of the delta and gated rules.

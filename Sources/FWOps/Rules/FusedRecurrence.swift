@@ -28,7 +28,7 @@ import FWCore
 ///
 /// States with more than `fusedMaxStateSize` entries take the same steps as
 /// BLAS calls instead (`BLASStep`), where OpenBLAS's AVX2 kernels beat the
-/// package's SSE2 Swift.
+/// package's Swift (SSE2 in the portable build; see `fusedMaxStateSize`).
 enum FusedRecurrence {
     /// The largest state (dphi x dv entries) the fused SIMD step runs on;
     /// larger ones use `BLASStep`. `fwp bench`, B=4 H=8 T=1024, best of 3
@@ -37,7 +37,20 @@ enum FusedRecurrence {
     /// it is 0.6x-1.3x forward and 0.7x-1.0x forward+backward; at 64 x 64
     /// and 128 x 128, 0.65x-1.0x and 0.4x-0.7x. 512 lies between the two
     /// measured sizes (the denominator's 16 x 17 is fused).
+    ///
+    /// Built for a CPU with 256-bit vectors (`FWP_TARGET_CPU=haswell`, which
+    /// defines FWP_WIDE_SIMD; the Makefile's default on AVX2 machines) the
+    /// fused step is about twice as fast and beats the BLAS calls up to
+    /// 64 x 64 (measured 2026-12-02, same bench, the machine shared with
+    /// other work: fused AVX2 / BLAS tokens/s at 64 x 64, delta 1.6x forward
+    /// and 1.45x forward+backward, sum 1.3x-1.5x and 1.5x-1.8x, gated delta
+    /// 1.8x and 1.9x; at 128 x 128 0.7x-1.4x forward, 1.2x-1.7x
+    /// forward+backward, so 128 x 128 stays with BLAS).
+    #if FWP_WIDE_SIMD
+    static let fusedMaxStateSize = 64 * 64
+    #else
     static let fusedMaxStateSize = 512
+    #endif
 
     /// Whether `shape` runs the fused SIMD step.
     @inline(__always)
