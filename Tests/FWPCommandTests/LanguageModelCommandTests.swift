@@ -105,7 +105,7 @@ final class LanguageModelCommandTests: XCTestCase {
             XCTAssertTrue(g1.out.hasPrefix("0: to"), g1.out)
         }
         let help = try cli.run(["train", "lm", "--help"])
-        XCTAssertTrue(help.out.contains("deltanet, gated-deltanet"), help.out)
+        XCTAssertTrue(help.out.contains("deltanet,") && help.out.contains("gated-deltanet"), help.out)
     }
 
     func testBadOptionsAndDataAreOneLine() throws {
