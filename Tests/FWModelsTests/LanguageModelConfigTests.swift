@@ -32,6 +32,10 @@ final class LanguageModelConfigTests: XCTestCase {
              "LanguageModelConfig: feature map dpfp:32: order must satisfy 1 <= N <= 2d - 1 for input size d = 16 (head size = modelSize / heads)")
         with({ $0.modelSize = Int(Int32.max) - 1; $0.heads = 1 },
              "LanguageModelConfig: the fused projection 3 * modelSize + heads = 6442450939 exceeds 2147483647, the largest size OpenBLAS takes")
+        with({ $0.modelSize = 500_000_000; $0.heads = 2; $0.feedForwardSize = 2_000_000_000 },
+             "LanguageModelConfig: 4 layers of modelSize 500000000 and feedForwardSize 2000000000 would have 1.2000001e+19 parameters, more than 2^53")
+        with({ $0.mixer = .gatedDeltaNet; $0.modelSize = 500_000_000; $0.heads = 2; $0.feedForwardSize = 2 },
+             "LanguageModelConfig: the gated-deltanet projection of 3000000004 columns (H dv = 1000000000) exceeds 2147483647, the largest size OpenBLAS takes")
         for (c, expected) in cases {
             let m = message(c)
             XCTAssertEqual(m, expected)

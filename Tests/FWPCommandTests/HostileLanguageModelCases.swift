@@ -80,7 +80,7 @@ extension HostileCases {
                            args: ["generate", "--checkpoint", "lm", "--tokens", "20"],
                            expect: .succeed(Completion(files: [], stdout: .nonEmpty)), prepare: trained))
             for (option, value) in [("--heads", "3"), ("--heads", "0"), ("--model-size", "7"),
-                                    ("--model-size", "4611686018427387904"), ("--model-size", "1073741824")] {
+                                    ("--model-size", "4611686018427387904"), ("--model-size", "500000000")] {
                 fixed(FuzzCase(family: family, kind: "train lm \(option) extreme", detail: "--mixer \(mixer) \(option) \(value)",
                                args: trainLM(mixer: mixer, override: [option: value], out: "o"), prepare: writeCorpus))
             }
@@ -157,7 +157,7 @@ extension HostileCases {
         // Sizes and rates at and beyond their limits.
         let sizes: [(String, [String])] = [
             ("--context", ["0", "-1", "9223372036854775807"]), ("--batch", ["0", "-1", "4611686018427387904"]),
-            ("--layers", ["0", "-1", "1000000000"]), ("--model-size", ["0", "-1", "7", "4611686018427387904"]),
+            ("--layers", ["0", "-1", "1000000000"]), ("--model-size", ["0", "-1", "7", "500000000", "4611686018427387904"]),
             ("--heads", ["0", "-1", "3"]), ("--feed-forward", ["0", "-1", "4611686018427387904"]),
             ("--steps", ["0", "-1"]), ("--eval-every", ["0", "-1"]), ("--eval-bytes", ["0", "1", "-1"]),
             ("--warmup", ["-1"]), ("--favor-features", ["0", "-1", "4611686018427387904"]),

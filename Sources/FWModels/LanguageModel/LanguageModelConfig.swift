@@ -128,23 +128,30 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     /// two layer norms, the mixer (`P D + D D`; DeltaNet: `P D` + the three
     /// conv kernels `(2 H dk + H dv) K` + (gated) A_log and dt_bias `2H` +
     /// the norm's `dv` + `D H dv`) and the feed-forward network.
-    public var parameterCount: Int {
-        let (V, D, F, P) = (LanguageModelConfig.vocabularySize, modelSize, feedForwardSize, projectionSize)
+    /// (Exact for a valid configuration: `validate()` keeps it below 2^53.)
+    public var parameterCount: Int { Int(parameterCountInDouble) }
+
+    /// The same count in Double: cannot overflow, so the checks can read it
+    /// before the sizes are known to be sane (exact below 2^53).
+    var parameterCountInDouble: Double {
+        let (V, D, F, P) = (Double(LanguageModelConfig.vocabularySize), Double(modelSize), Double(feedForwardSize),
+                            Double(projectionSize))
         var mix = P * D + D * D
         if let c = deltaNetConfig {
-            let (H, dk, dv) = (c.heads, c.headSize, c.valueSize)
-            mix = P * D + (2 * H * dk + H * dv) * c.convolutionSize + (c.gated ? 2 * H : 0) + dv + D * H * dv
+            let (H, dk, dv) = (Double(c.heads), Double(c.headSize), Double(c.valueSize))
+            mix = P * D + (2 * H * dk + H * dv) * Double(c.convolutionSize) + (c.gated ? 2 * H : 0) + dv + D * H * dv
         }
         let block = 2 * D + mix + 2 * D + (F * D + F) + (D * F + D)
-        return V * D + layers * block + 2 * D + (tiedEmbeddings ? V : V * D + V)
+        return V * D + Double(layers) * block + 2 * D + (tiedEmbeddings ? V : V * D + V)
     }
 
     // MARK: validation
 
     /// Throws `FWError.invalidArgument` with a one-line message naming the
     /// first field that is out of range: every size in 1...`SizeLimits.maxExtent`,
-    /// D divisible by H, dropout in [0, 1), `dpfpOrder` in 1...2dk-1 and Dphi
-    /// within bounds for the dpfp and favor mixers.
+    /// D divisible by H, dropout in [0, 1), the fused projections' widths
+    /// within OpenBLAS's sizes, fewer than 2^53 parameters, `dpfpOrder` in
+    /// 1...2dk-1 and Dphi within bounds for the dpfp and favor mixers.
     public func validate() throws {
         let max = SizeLimits.maxExtent
         for (name, value) in [("layers", layers), ("modelSize", modelSize), ("heads", heads),
@@ -177,6 +184,11 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
                 throw FWError.invalidArgument("LanguageModelConfig: \(message)")
             }
         }
+        // Far beyond any machine's memory, and beyond what an Int count (and Double) holds exactly.
+        let count = parameterCountInDouble
+        guard count < 9.007e15 else {
+            throw FWError.invalidArgument("LanguageModelConfig: \(layers) layers of modelSize \(modelSize) and feedForwardSize \(feedForwardSize) would have \(Float(count)) parameters, more than 2^53")
+        }
         if let map = featureMap {
             do {
                 try map.validate(inputSize: headSize)
@@ -201,7 +213,7 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         let n = b * t
         let (D, H, F) = (Double(modelSize), Double(heads), Double(feedForwardSize))
         let P = Double(projectionSize), V = Double(LanguageModelConfig.vocabularySize)
-        let parameters = 4 * Double(parameterCount)
+        let parameters = 4 * parameterCountInDouble
         // Per row and block: x, u, mixer output, its mask, h, w, FF's z and a,
         // FF output, its mask, y.
         var perRow = 9 * D + 2 * F
