@@ -23,8 +23,9 @@ public enum DecodeBenchmarks {
     /// Feeds `context` bytes, then times `feed` of the following bytes
     /// (best of several runs of 64 tokens, each from a copy of the primed
     /// stream). FLOPs per token: 2 per weight of the blocks' matrices and
-    /// the head, plus the mixing (fast weights: about 8 H dk Dphi for the
-    /// reads and the write; softmax: 4 H dk per cached position).
+    /// the head, plus the mixing (fast weights: about 8 H dv Dphi for the
+    /// reads and the write, plus DeltaNet's convolutions; softmax: 4 H dk
+    /// per cached position): `LanguageModelFlops`.
     public static func run(_ c: Case, peak: Double) throws -> BenchRow {
         var m = LanguageModelConfig(mixer: c.mixer)
         m.layers = c.layers; m.modelSize = c.modelSize; m.heads = c.heads; m.feedForwardSize = c.feedForward
@@ -41,15 +42,12 @@ public enum DecodeBenchmarks {
             var s = primed
             for t in 0..<timed { _ = try! s.feed(UInt8(40 + t % 60)) }
         } / Double(timed)
-        let (D, F, H) = (Double(c.modelSize), Double(c.feedForward), Double(c.heads))
-        let dk = D / H
-        let dphi = Double(m.featureSize > 0 ? m.featureSize : c.modelSize / c.heads)
-        let dense = 2 * Double(c.layers) * (4 * D * D + 2 * D * F) + 2 * D * 256
-        let mixing = c.mixer == .softmax ? 4 * H * dk * Double(c.context) : 8 * H * dk * dphi
+        let dense = 2 * LanguageModelFlops.denseWeights(m)
+        let mixing = LanguageModelFlops.mixing(m, keys: Double(c.context))
         let flops = dense + Double(c.layers) * mixing
         return BenchRow(
             op: "decode", algo: c.mixer.rawValue, pass: "step", B: 1, H: c.heads, T: c.context,
-            dk: Int(dk), dv: Int(dk), chunk: nil, seconds: seconds, tokens_per_s: 1 / seconds,
+            dk: m.headSize, dv: m.valueSize, chunk: nil, seconds: seconds, tokens_per_s: 1 / seconds,
             gflops: flops / seconds / 1e9, sgemm_peak_gflops: peak, peak_fraction: flops / seconds / 1e9 / peak,
             peak_rss_mib: Measure.peakResidentMiB(), blas_core: BLASCore.name, threads: 1)
     }

@@ -19,8 +19,9 @@ public enum LanguageModelStepBenchmarks {
     /// (best of several steps on the same batch). FLOPs per step: 6 per
     /// weight of the blocks' matrices and the head per token (forward 2,
     /// backward 4), plus the mixing at 3x its forward count (fast weights
-    /// about 8 H dk Dphi per token for the recurrent reads and writes;
-    /// softmax 4 H dk per token per earlier position, T / 2 on average).
+    /// about 8 H dv Dphi per token for the recurrent reads and writes, plus
+    /// DeltaNet's short convolutions; softmax 4 H dk per token per earlier
+    /// position, T / 2 on average): `LanguageModelFlops`.
     public static func run(_ c: Case, peak: Double) throws -> BenchRow {
         var m = LanguageModelConfig(mixer: c.mixer)
         m.layers = c.layers; m.modelSize = c.modelSize; m.heads = c.heads; m.feedForwardSize = c.feedForward
@@ -40,15 +41,12 @@ public enum LanguageModelStepBenchmarks {
             store.clipGradients(maxNorm: 0.25)
             adam.update(&store)
         }
-        let (D, F, H) = (Double(c.modelSize), Double(c.feedForward), Double(c.heads))
-        let dk = D / H
-        let dphi = Double(m.featureSize > 0 ? m.featureSize : c.modelSize / c.heads)
-        let dense = 6 * (Double(c.layers) * (4 * D * D + 2 * D * F) + D * 256)
-        let mixing = 3 * (c.mixer == .softmax ? 4 * H * dk * Double(c.context) / 2 : 8 * H * dk * dphi)
+        let dense = 6 * LanguageModelFlops.denseWeights(m)
+        let mixing = 3 * LanguageModelFlops.mixing(m, keys: Double(c.context) / 2)
         let flops = Double(n) * (dense + Double(c.layers) * mixing)
         return BenchRow(
             op: "lm-step", algo: c.mixer.rawValue, pass: "forward+backward", B: c.batch, H: c.heads, T: c.context,
-            dk: Int(dk), dv: Int(dk), chunk: nil, seconds: seconds, tokens_per_s: Double(n) / seconds,
+            dk: m.headSize, dv: m.valueSize, chunk: nil, seconds: seconds, tokens_per_s: Double(n) / seconds,
             gflops: flops / seconds / 1e9, sgemm_peak_gflops: peak, peak_fraction: flops / seconds / 1e9 / peak,
             peak_rss_mib: Measure.peakResidentMiB(), blas_core: BLASCore.name, threads: ThreadOwnership.workers)
     }

@@ -9,8 +9,9 @@ struct ReproduceSchlag2021LMCommand: ParsableCommand {
         commandName: "schlag2021-lm",
         abstract: "Schlag et al. 2021, language modelling: every mixer at one config, truncated, then linear and delta carried.",
         discussion: """
-            Trains every row (softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta \
-            truncated; linear and delta with --carry-state) at one shared configuration on a text \
+            Trains every row (softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta, \
+            and FLA's deltanet and gated-deltanet, which the paper does not have, truncated; linear \
+            and delta with --carry-state) at one shared configuration on a text \
             folder (--data, default: made with fwp data shakespeare into DIR/data), each in its own \
             single-threaded child process (`fwp train lm --config DIR/runs/<row>.json`; --jobs at \
             once, default one per core) into DIR/runs/<row>/. A finished row is reused, an unfinished \

@@ -27,6 +27,10 @@ enum Schlag2021LM {
         .init(name: "DPFP, delta rule", mixer: .dpfpDelta, mode: .truncated),
         .init(name: "Performer (FAVOR+)", mixer: .favorSum, mode: .truncated),
         .init(name: "Performer, delta rule", mixer: .favorDelta, mode: .truncated),
+        // Not in the paper (no numbers): flash-linear-attention's DeltaNet and Gated DeltaNet layers
+        // (short convolutions, l2-normalised q and k, RMS-normed output; the gated one decays S).
+        .init(name: "DeltaNet (FLA)", mixer: .deltaNet, mode: .truncated),
+        .init(name: "Gated DeltaNet (FLA)", mixer: .gatedDeltaNet, mode: .truncated),
         .init(name: "Linear Transformer, carried", mixer: .linear, mode: .carry),
         .init(name: "Delta Net, carried", mixer: .delta, mode: .carry),
         // The carried rows read contiguous streams, the truncated ones random windows; these two

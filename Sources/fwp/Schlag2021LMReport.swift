@@ -73,6 +73,7 @@ struct Schlag2021LMReport {
         case .linear, .delta: return "elu1"
         case .dpfpSum, .dpfpDelta: return "dpfp:2"
         case .favorSum, .favorDelta: return "favor"
+        case .deltaNet, .gatedDeltaNet: return "conv+silu,l2"
         }
     }
 

@@ -9,7 +9,7 @@ import Glibc
 /// The options that define a language-model run (shared by `train lm` and
 /// `reproduce schlag2021-lm`): the one place where they become config fields.
 struct LanguageModelRunOptions: ParsableArguments {
-    @Option(help: "Sequence mixer: softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta.") var mixer: String?
+    @Option(help: "Sequence mixer: softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta, deltanet, gated-deltanet (FLA's DeltaNet / Gated DeltaNet).") var mixer: String?
     @Option(help: "Blocks. Default 4.") var layers: Int?
     @Option(name: .customLong("model-size"), help: "Width D of the residual stream. Default 128.") var modelSize: Int?
     @Option(help: "Heads (D / H per head). Default 8.") var heads: Int?

@@ -2,7 +2,8 @@
 // dropout p = 0.25, FAVOR+'s fresh Omega) against the Float64 reference
 // replaying the same draws, and the gradients of a carried second segment
 // (its initial state from a first segment, held fixed: truncated at the
-// boundary) against central differences of that reference.
+// boundary) against central differences of that reference. The DeltaNet
+// mixers' second segment also starts from the carried conv windows.
 import XCTest
 import FWTestSupport
 
@@ -21,7 +22,7 @@ final class CharLanguageModelGradientTests: XCTestCase {
                 try store.setTensor(s.name, rng.normalTensor(s.shape, std: 0.3))
             } else if s.name.contains("ln"), s.name.hasSuffix(".weight") {
                 try store.setTensor(s.name, rng.uniformTensor(s.shape, low: 0.5, high: 1.5))
-            } else if s.name.hasSuffix("qkv.weight") {
+            } else if s.name.hasSuffix("qkv.weight") || s.name.hasSuffix("mix.proj.weight") {
                 try store.setTensor(s.name, rng.normalTensor(s.shape, std: 0.7))
             }
         }
@@ -106,4 +107,6 @@ final class CharLanguageModelGradientTests: XCTestCase {
     func testDPFPDelta() throws { try check(.dpfpDelta, tied: true, seed: 5) }
     func testFavorSum() throws { try check(.favorSum, tied: false, seed: 6) }
     func testFavorDelta() throws { try check(.favorDelta, tied: true, seed: 7) }
+    func testDeltaNet() throws { try check(.deltaNet, tied: true, positionalEncoding: true, seed: 8) }
+    func testGatedDeltaNet() throws { try check(.gatedDeltaNet, tied: false, seed: 9) }
 }

@@ -32,6 +32,10 @@ final class LanguageModelConfigTests: XCTestCase {
              "LanguageModelConfig: feature map dpfp:32: order must satisfy 1 <= N <= 2d - 1 for input size d = 16 (head size = modelSize / heads)")
         with({ $0.modelSize = Int(Int32.max) - 1; $0.heads = 1 },
              "LanguageModelConfig: the fused projection 3 * modelSize + heads = 6442450939 exceeds 2147483647, the largest size OpenBLAS takes")
+        with({ $0.modelSize = 500_000_000; $0.heads = 2; $0.feedForwardSize = 2_000_000_000 },
+             "LanguageModelConfig: 4 layers of modelSize 500000000 and feedForwardSize 2000000000 would have 1.2000001e+19 parameters, more than 2^53")
+        with({ $0.mixer = .gatedDeltaNet; $0.modelSize = 500_000_000; $0.heads = 2; $0.feedForwardSize = 2 },
+             "LanguageModelConfig: the gated-deltanet projection of 3000000004 columns (H dv = 1000000000) exceeds 2147483647, the largest size OpenBLAS takes")
         for (c, expected) in cases {
             let m = message(c)
             XCTAssertEqual(m, expected)
@@ -42,7 +46,7 @@ final class LanguageModelConfigTests: XCTestCase {
         c.dpfpOrder = 40
         XCTAssertEqual(message(c), "valid")
         XCTAssertThrowsError(try LanguageModelMixer(parsing: "dpfp")) {
-            XCTAssertEqual("\($0)", "unknown mixer 'dpfp' (expected softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta)")
+            XCTAssertEqual("\($0)", "unknown mixer 'dpfp' (expected softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta, deltanet, gated-deltanet)")
         }
         XCTAssertEqual(try LanguageModelMixer(parsing: "favor-sum"), .favorSum)
     }
@@ -76,13 +80,20 @@ final class LanguageModelConfigTests: XCTestCase {
                 XCTAssertEqual(store.names.first, "embedding.weight")
                 XCTAssertEqual(Array(store.names.suffix(tied ? 3 : 4)),
                                (["final_ln.weight", "final_ln.bias"] + (tied ? [] : ["head.weight"]) + ["head.bias"]))
-                XCTAssertTrue(store.names.contains("block1.mix.qkv.weight"))
-                XCTAssertEqual(try store.tensor("block0.mix.qkv.weight").shape, [c.projectionSize, 8])
+                let projection = mixer.isDeltaNet ? "proj" : "qkv"
+                XCTAssertTrue(store.names.contains("block1.mix.\(projection).weight"))
+                XCTAssertEqual(try store.tensor("block0.mix.\(projection).weight").shape, [c.projectionSize, 8])
             }
         }
         // The ~1M-parameter training shape of the benchmarks.
         XCTAssertEqual(LanguageModelConfig(mixer: .delta, layers: 4, modelSize: 128, heads: 8, feedForwardSize: 512).parameterCount,
                        828_416)   // 256*128 + 4 * 198,784 + 256 + 256
+        // DeltaNet at the same shape: proj [392, 128], convs 384 x 4, o_norm 16, out [128, 128].
+        XCTAssertEqual(LanguageModelConfig(mixer: .deltaNet, layers: 4, modelSize: 128, heads: 8, feedForwardSize: 512).parameterCount,
+                       834_624)   // 32,768 + 4 * 200,336 + 512
+        // Gated DeltaNet (dv = 2 dk): proj [784, 128], convs 512 x 4, A_log and dt_bias 16, o_norm 32, out [128, 256].
+        XCTAssertEqual(LanguageModelConfig(mixer: .gatedDeltaNet, layers: 4, modelSize: 128, heads: 8, feedForwardSize: 512).parameterCount,
+                       1_103_040)   // 32,768 + 4 * 267,440 + 512
     }
 
     func testMemoryEstimateGrowsQuadraticallyOnlyForSoftmax() throws {
@@ -98,7 +109,15 @@ final class LanguageModelConfigTests: XCTestCase {
     }
 
     func testMixerTable() {
-        XCTAssertEqual(LanguageModelMixer.allCases.filter(\.carriesState).count, 6)
+        XCTAssertEqual(LanguageModelMixer.allCases.filter(\.carriesState).count, 8)
+        XCTAssertEqual(LanguageModelMixer.allCases.filter(\.isDeltaNet), [.deltaNet, .gatedDeltaNet])
+        XCTAssertEqual(try LanguageModelMixer(parsing: "gated-deltanet"), .gatedDeltaNet)
+        XCTAssertEqual(LanguageModelMixer.gatedDeltaNet.rule, .gatedDelta)
+        XCTAssertEqual(LanguageModelMixer.deltaNet.normalization, .l2)
+        XCTAssertEqual(LanguageModelConfig(mixer: .deltaNet).valueSize, 16)
+        XCTAssertEqual(LanguageModelConfig(mixer: .gatedDeltaNet).valueSize, 32)
+        XCTAssertEqual(LanguageModelConfig(mixer: .gatedDeltaNet).deltaNetConfig, .gatedDeltaNet(modelSize: 128, heads: 8, headSize: 16))
+        XCTAssertNil(LanguageModelConfig(mixer: .delta).deltaNetConfig)
         XCTAssertEqual(LanguageModelMixer.allCases.filter(\.usesDenominator), [.linear, .dpfpSum, .favorSum])
         XCTAssertEqual(LanguageModelMixer.delta.normalization, .sum)
         XCTAssertEqual(LanguageModelMixer.favorSum.normalization, .none)

@@ -1,6 +1,7 @@
 // Carrying the state: for every fast-weight mixer, two segments with the
 // state carried equal one pass over their concatenation (loss sums, logits,
-// final state, position), in evaluation and through lossAndGradients; the
+// final state (with the DeltaNet mixers' conv windows), position), in
+// evaluation and through lossAndGradients; the
 // CarriedFastWeightLayer's own backward chains dL/dS (with z) across a cut;
 // and the errors for a state that does not fit.
 import XCTest
@@ -15,7 +16,7 @@ final class LanguageModelStateTests: XCTestCase {
                                          dropout: 0.2, favorFeatures: 4, dpfpOrder: 2,
                                          positionalEncoding: positionalEncoding)
         let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
-        for s in store.slices where s.name.hasSuffix("qkv.weight") {
+        for s in store.slices where s.name.hasSuffix("qkv.weight") || s.name.hasSuffix("mix.proj.weight") {
             try store.setTensor(s.name, rng.normalTensor(s.shape, std: 0.6))
         }
         return (model, store)
@@ -65,6 +66,9 @@ final class LanguageModelStateTests: XCTestCase {
                             "\(mixer) S after two segments", tolerance: 1e-5)
             assertSpecClose(second.state.keySums.flatMap(\.storage), one.state.keySums.flatMap(\.storage),
                             "\(mixer) z after two segments", tolerance: 1e-5)
+            XCTAssertEqual(one.state.convStates.count, mixer.isDeltaNet ? 2 : 0)
+            assertSpecClose(second.state.convStates.flatMap(\.storage), one.state.convStates.flatMap(\.storage),
+                            "\(mixer) conv windows after two segments", tolerance: 1e-6)
 
             // The logits, and the training entry point in evaluation mode (mean * count = sum).
             let whole = try model.logits(tokens: tokens, batchSize: B, state: nil, store: store).logits
@@ -182,6 +186,33 @@ final class LanguageModelStateTests: XCTestCase {
         XCTAssertEqual(fromEmpty.logits, try model.logits(tokens: tokens, batchSize: 2, state: nil, store: store).logits)
         XCTAssertEqual(fromEmpty.state, good)
         XCTAssertEqual(good.byteCount, 2 * (2 * 2 * 4 * 4 + 2 * 2 * 4) * 4)
+        XCTAssertEqual(message {
+            var extra = good
+            extra.convStates = [Tensor(shape: [2, 3, 24])]
+            _ = try model.logits(tokens: tokens, batchSize: 2, state: extra, store: store)
+        }, "CharLanguageModel: the state holds 1 conv states; the linear mixer has none")
+
+        // The DeltaNet mixers: the conv windows must be there and of their shape (D 8, H 2: C = 2*8 + 2*8 = 32 gated).
+        let (gated, gatedStore) = try makeModel(.gatedDeltaNet, seed: 94)
+        let carried = try gated.logits(tokens: tokens, batchSize: 2, state: nil, store: gatedStore).state
+        XCTAssertEqual(carried.fastWeights.map(\.shape), [[2, 2, 8, 4], [2, 2, 8, 4]])
+        XCTAssertEqual(carried.convStates.map(\.shape), [[2, 3, 32], [2, 3, 32]])
+        XCTAssertEqual(carried.byteCount, 2 * (2 * 2 * 8 * 4 + 2 * 3 * 32) * 4)
+        var noConv = carried
+        noConv.convStates.removeLast()
+        XCTAssertEqual(message { _ = try gated.logits(tokens: tokens, batchSize: 2, state: noConv, store: gatedStore) },
+                       "CharLanguageModel: the state holds 1 conv states; the gated-deltanet model needs 2")
+        var badConv = carried
+        badConv.convStates[0] = Tensor(shape: [2, 3, 24])
+        XCTAssertEqual(message { _ = try gated.logits(tokens: tokens, batchSize: 2, state: badConv, store: gatedStore) },
+                       "state.convStates[0]: expected shape [2, 3, 32], got [2, 3, 24]")
+        var badS = carried
+        badS.fastWeights[1] = Tensor(shape: [2, 2, 4, 4])
+        XCTAssertEqual(message { _ = try gated.logits(tokens: tokens, batchSize: 2, state: badS, store: gatedStore) },
+                       "state.fastWeights[1]: expected shape [2, 2, 8, 4], got [2, 2, 4, 4]")
+        XCTAssertEqual(message { _ = try gated.logits(tokens: tokens, batchSize: 2, state: good, store: gatedStore) },
+                       "CharLanguageModel: the state holds 2 fast weights and 2 key sums; the model needs 2 and 0")
+        XCTAssertTrue(gatedStore.gradients.allSatisfy { $0 == 0 })
     }
 
     /// A data-parallel rank's rows, and the whole state joined back from the ranks' rows.
@@ -199,5 +230,30 @@ final class LanguageModelStateTests: XCTestCase {
         XCTAssertEqual(shares[2].keySums[1][1, 0, 3], s.keySums[1][5, 0, 3])
         let joined = LanguageModelState.joining(shares.flatMap(\.flattened), shares: 3, like: shares[0])
         XCTAssertEqual(joined, s)
+
+        // With the DeltaNet mixers' conv windows.
+        c.mixer = .gatedDeltaNet
+        var g = try LanguageModelState.empty(config: c, batchSize: 4)
+        g.fastWeights = g.fastWeights.map { rng.normalTensor($0.shape) }
+        g.convStates = g.convStates.map { rng.normalTensor($0.shape) }
+        let halves = [g.rows(0..<2), g.rows(2..<4)]
+        XCTAssertEqual(halves[1].convStates[1][0, 2, 5], g.convStates[1][2, 2, 5])
+        XCTAssertEqual(LanguageModelState.joining(halves.flatMap(\.flattened), shares: 2, like: halves[0]), g)
+    }
+
+    /// A carried DeltaNet state through the checkpoint's tensors and back, and a missing or misshapen part refused.
+    func testStateFileRoundTripsTheConvWindows() throws {
+        let (model, store) = try makeModel(.deltaNet, seed: 95)
+        let state = try model.logits(tokens: bytes(10, seed: 96), batchSize: 2, state: nil, store: store).state
+        var extra: [String: Tensor] = [:]
+        for (name, t) in LanguageModelStateFile.tensors(state) { extra[name] = t }
+        XCTAssertEqual(extra.keys.sorted(), ["state.conv_states.0", "state.conv_states.1", "state.fast_weights.0",
+                                             "state.fast_weights.1", "state.position"])
+        XCTAssertEqual(try LanguageModelStateFile.read(extra, model: model, batchSize: 2, path: "c"), state)
+        var missing = extra
+        missing["state.conv_states.1"] = nil
+        XCTAssertThrowsError(try LanguageModelStateFile.read(missing, model: model, batchSize: 2, path: "c")) {
+            XCTAssertTrue("\($0)".contains("state.conv_states.1 is missing or not of shape [2, 3, 24]"), "\($0)")
+        }
     }
 }

@@ -3,7 +3,7 @@
 // sequence; for the carrying mixers also over a prompt of three training
 // segments (logits run segment by segment with the state carried), and a
 // stream continued from a state computed by `logits`. Plus reset and value
-// semantics.
+// semantics. The DeltaNet mixers also carry their conv windows.
 import XCTest
 import FWTestSupport
 
@@ -16,7 +16,7 @@ final class LanguageModelStreamTests: XCTestCase {
                                          dropout: 0.1, tiedEmbeddings: tied, favorFeatures: 5, dpfpOrder: 2,
                                          positionalEncoding: positionalEncoding)
         let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
-        for s in store.slices where s.name.hasSuffix(".bias") || s.name.hasSuffix("qkv.weight") {
+        for s in store.slices where s.name.hasSuffix(".bias") || s.name.hasSuffix("qkv.weight") || s.name.hasSuffix("mix.proj.weight") {
             try store.setTensor(s.name, rng.normalTensor(s.shape, std: s.name.hasSuffix(".bias") ? 0.2 : 0.5))
         }
         return (model, store)
@@ -72,6 +72,9 @@ final class LanguageModelStreamTests: XCTestCase {
             worst = max(worst, maxAbsDifference(streamed, pieces.asDouble))
             assertSpecClose(stream.state.fastWeights.flatMap(\.storage), state!.fastWeights.flatMap(\.storage),
                             "\(mixer) stream state vs carried state", tolerance: 1e-5)
+            XCTAssertEqual(stream.state.convStates.count, mixer.isDeltaNet ? 2 : 0)
+            assertSpecClose(stream.state.convStates.flatMap(\.storage), state!.convStates.flatMap(\.storage),
+                            "\(mixer) stream conv windows vs carried ones", tolerance: 1e-5)
             XCTAssertEqual(stream.state.position, state!.position)
 
             // Continue a stream from the state `logits` left after two segments.
@@ -91,9 +94,11 @@ final class LanguageModelStreamTests: XCTestCase {
     func testDPFPDelta() throws { try checkStream(.dpfpDelta, positionalEncoding: false, seed: 15) }
     func testFavorSum() throws { try checkStream(.favorSum, positionalEncoding: true, seed: 16) }
     func testFavorDelta() throws { try checkStream(.favorDelta, positionalEncoding: false, seed: 17) }
+    func testDeltaNet() throws { try checkStream(.deltaNet, positionalEncoding: true, seed: 18) }
+    func testGatedDeltaNet() throws { try checkStream(.gatedDeltaNet, positionalEncoding: false, seed: 19) }
 
     func testResetAndValueSemantics() throws {
-        for mixer in [LanguageModelMixer.softmax, .delta, .favorSum] {
+        for mixer in [LanguageModelMixer.softmax, .delta, .favorSum, .gatedDeltaNet] {
             let (model, store) = try makeModel(mixer, positionalEncoding: true, seed: 21)
             let tokens = bytes(12, seed: 22)
             var stream = try LanguageModelStream(model: model, store: store)

@@ -123,7 +123,8 @@ final class LanguageModelTrainingTests: XCTestCase {
 
     func testTrainingLowersTheLossAndResumesBitExactly() throws {
         let data = try makeCorpus()
-        for (mixer, mode) in [(LanguageModelMixer.delta, LanguageModelRunConfig.ContextMode.truncated), (.linear, .carry), (.softmax, .truncated)] {
+        for (mixer, mode) in [(LanguageModelMixer.delta, LanguageModelRunConfig.ContextMode.truncated), (.linear, .carry), (.softmax, .truncated),
+                              (.deltaNet, .carry), (.gatedDeltaNet, .carry)] {
             var c = tinyConfig(mixer, data: data, mode: mode)
             c.maxSteps = 12
             let straight = try LanguageModelTrainer(config: c)

@@ -56,6 +56,51 @@ extension HostileCases {
         dataText(fixed: fixed)
         trainOptions(fixed: fixed)
         evalAndGenerate(fixed: fixed)
+        deltaNetMixers(fixed: fixed)
+    }
+
+    /// The FLA mixers (`deltanet`, `gated-deltanet`), which carry conv windows
+    /// beside their fast weights: a carried run, its carried evaluation and
+    /// generation as controls; sizes they cannot take; a carried checkpoint
+    /// whose conv window is missing or misshapen, resumed.
+    static func deltaNetMixers(fixed: (FuzzCase) -> Void) {
+        let family = "lm deltanet"
+        for mixer in ["deltanet", "gated-deltanet"] {
+            let carried = trainLM(mixer: mixer, flags: ["--carry-state"], out: "lm")
+            let trained: @Sendable (CaseSetup) throws -> Void = { setup in
+                try GeneratedCorpus.write(to: setup.path("data"))
+                try setup.mustRun(carried)
+            }
+            fixed(FuzzCase(family: "control", kind: "valid train lm --carry-state", detail: "tiny \(mixer) model",
+                           args: carried, expect: .succeed(Completion(files: lmOutputs.map { "lm/" + $0 })), prepare: writeCorpus))
+            fixed(FuzzCase(family: "control", kind: "valid eval lm --carry-state", detail: "tiny \(mixer) model",
+                           args: ["eval", "lm", "--checkpoint", "lm", "--carry-state", "--json"],
+                           expect: .succeed(Completion(files: [], stdout: .jsonObject)), prepare: trained))
+            fixed(FuzzCase(family: "control", kind: "valid generate", detail: "tiny \(mixer) model, 20 bytes",
+                           args: ["generate", "--checkpoint", "lm", "--tokens", "20"],
+                           expect: .succeed(Completion(files: [], stdout: .nonEmpty)), prepare: trained))
+            for (option, value) in [("--heads", "3"), ("--heads", "0"), ("--model-size", "7"),
+                                    ("--model-size", "4611686018427387904"), ("--model-size", "500000000")] {
+                fixed(FuzzCase(family: family, kind: "train lm \(option) extreme", detail: "--mixer \(mixer) \(option) \(value)",
+                               args: trainLM(mixer: mixer, override: [option: value], out: "o"), prepare: writeCorpus))
+            }
+            for (detail, rename) in [("conv window 0 removed", false), ("conv window 0 renamed to block 5", true)] {
+                fixed(FuzzCase(family: family, kind: "resume a carried checkpoint with a bad conv window",
+                               detail: "--mixer \(mixer): \(detail)",
+                               args: ["train", "lm", "--resume", "lm/checkpoint.safetensors", "--steps", "4", "--quiet"],
+                               mention: .anyOf(["lm/checkpoint.safetensors"]), prepare: { setup in
+                                   try trained(setup)
+                                   let path = setup.path("lm/checkpoint.safetensors")
+                                   var raw = try RawSafeTensors([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+                                   if rename {
+                                       raw.edit("extra.state.conv_states.0") { $0.name = "extra.state.conv_states.5" }
+                                   } else {
+                                       raw.entries.removeAll { $0.name == "extra.state.conv_states.0" }
+                                   }
+                                   try setup.write("lm/checkpoint.safetensors", raw.encode())
+                               }))
+            }
+        }
     }
 
     static func dataText(fixed: (FuzzCase) -> Void) {
@@ -112,7 +157,7 @@ extension HostileCases {
         // Sizes and rates at and beyond their limits.
         let sizes: [(String, [String])] = [
             ("--context", ["0", "-1", "9223372036854775807"]), ("--batch", ["0", "-1", "4611686018427387904"]),
-            ("--layers", ["0", "-1", "1000000000"]), ("--model-size", ["0", "-1", "7", "4611686018427387904"]),
+            ("--layers", ["0", "-1", "1000000000"]), ("--model-size", ["0", "-1", "7", "500000000", "4611686018427387904"]),
             ("--heads", ["0", "-1", "3"]), ("--feed-forward", ["0", "-1", "4611686018427387904"]),
             ("--steps", ["0", "-1"]), ("--eval-every", ["0", "-1"]), ("--eval-bytes", ["0", "1", "-1"]),
             ("--warmup", ["-1"]), ("--favor-features", ["0", "-1", "4611686018427387904"]),

@@ -78,6 +78,36 @@ final class LanguageModelCommandTests: XCTestCase {
         XCTAssertEqual(try cli.run(["train", "lm", "--resume", "c/checkpoint.safetensors", "--steps", "6", "--quiet"]).status, 0)
     }
 
+    /// The FLA mixers end to end: truncated and carried training (the
+    /// checkpoint holds the conv windows beside the fast weights), resume,
+    /// evaluation both ways, generation.
+    func testDeltaNetMixersTrainEvaluateAndGenerate() throws {
+        for mixer in ["deltanet", "gated-deltanet"] {
+            let t = try cli.run(["train", "lm", "--data", "data", "--mixer", mixer, "--steps", "3", "--out", mixer, "--quiet"] + tiny)
+            XCTAssertEqual(t.status, 0, t.err)
+            XCTAssertEqual(try json("\(mixer)/summary.json")["mixer"] as? String, mixer)
+            let c = try cli.run(["train", "lm", "--data", "data", "--mixer", mixer, "--carry-state", "--steps", "3",
+                                 "--out", "\(mixer)-carry", "--quiet"] + tiny)
+            XCTAssertEqual(c.status, 0, c.err)
+            let names = try SafeTensors.read(cli.path("\(mixer)-carry/checkpoint.safetensors")).names
+            XCTAssertTrue(names.contains("extra.state.fast_weights.0") && names.contains("extra.state.conv_states.0"), "\(names)")
+            XCTAssertEqual(try cli.run(["train", "lm", "--resume", "\(mixer)-carry/checkpoint.safetensors", "--steps", "5", "--quiet"]).status, 0)
+            for (run, flags) in [(mixer, ["--carry-state"]), ("\(mixer)-carry", []), ("\(mixer)-carry", ["--truncated"])] {
+                let e = try cli.run(["eval", "lm", "--checkpoint", run, "--json"] + flags)
+                XCTAssertEqual(e.status, 0, "\(run) \(flags): \(e.err)")
+                let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [String: Any])
+                XCTAssertTrue((result["bpc"] as? Double).map { $0.isFinite && $0 > 0 } ?? false, "\(result)")
+            }
+            let g1 = try cli.run(["generate", "--checkpoint", "\(mixer)-carry", "--prompt", "0: to", "--tokens", "30", "--seed", "3"])
+            let g2 = try cli.run(["generate", "--checkpoint", "\(mixer)-carry", "--prompt", "0: to", "--tokens", "30", "--seed", "3"])
+            XCTAssertEqual(g1.status, 0, g1.err)
+            XCTAssertEqual(g1.out, g2.out)
+            XCTAssertTrue(g1.out.hasPrefix("0: to"), g1.out)
+        }
+        let help = try cli.run(["train", "lm", "--help"])
+        XCTAssertTrue(help.out.contains("deltanet,") && help.out.contains("gated-deltanet"), help.out)
+    }
+
     func testBadOptionsAndDataAreOneLine() throws {
         try assertFails(["train", "lm", "--mixer", "delta"], mentioning: "missing --data")
         try assertFails(["train", "lm", "--data", "data"], mentioning: "missing --mixer")

@@ -31,7 +31,7 @@ extension CharLanguageModel {
         let (x0, embeddingMask) = dropout.forward(x, training: training, rng: &rng)
         x = x0
         var caches: [LanguageModelBlock.Cache] = []
-        var finals: [Tensor] = []
+        var finals: [LanguageModelBlock.CarriedState] = []
         for (l, block) in blocks.enumerated() {
             let r = try block.forward(x, initialState: initial[l], store: store, training: training, rng: &rng,
                                       saveForBackward: saveForBackward)
@@ -108,12 +108,12 @@ extension CharLanguageModel {
 
     // MARK: the state
 
-    /// Per block the op-level initial state (`[B, H, dk (+ 1), Dphi]`, z as
-    /// the last row; nil: zero) and the position, after checking `state`
-    /// against the model and the batch.
-    func initialStates(_ state: LanguageModelState?, B: Int) throws -> (states: [Tensor?], position: Int) {
+    /// Per block the mixer-level initial state (`[B, H, dk (+ 1), Dphi]`, z as
+    /// the last row; DeltaNet: its layer state; nil: zero) and the position,
+    /// after checking `state` against the model and the batch.
+    func initialStates(_ state: LanguageModelState?, B: Int) throws -> (states: [LanguageModelBlock.CarriedState?], position: Int) {
         let L = config.layers
-        guard let state else { return ([Tensor?](repeating: nil, count: L), 0) }
+        guard let state else { return ([LanguageModelBlock.CarriedState?](repeating: nil, count: L), 0) }
         guard carriesState else {
             throw FWError.invalidArgument("CharLanguageModel: the softmax mixer carries no state across segments; pass state nil")
         }
@@ -128,11 +128,15 @@ extension CharLanguageModel {
         guard state.fastWeights.count == L, state.keySums.count == (den ? L : 0) else {
             throw FWError.invalidArgument("CharLanguageModel: the state holds \(state.fastWeights.count) fast weights and \(state.keySums.count) key sums; the model needs \(L) and \(den ? L : 0)")
         }
-        var out: [Tensor?] = []
+        if let dn = config.deltaNetConfig { return (try deltaNetStates(state, config: dn, B: B), state.position) }
+        guard state.convStates.isEmpty else {
+            throw FWError.invalidArgument("CharLanguageModel: the state holds \(state.convStates.count) conv states; the \(config.mixer.rawValue) mixer has none")
+        }
+        var out: [LanguageModelBlock.CarriedState?] = []
         for l in 0..<L {
             let S = state.fastWeights[l]
             try S.checkShape("state.fastWeights[\(l)]", [B, H, dk, dphi])
-            guard den else { out.append(S); continue }
+            guard den else { out.append(.fastWeights(S)); continue }
             let z = state.keySums[l]
             try z.checkShape("state.keySums[\(l)]", [B, H, dphi])
             // [S; z^T] per (b, h): rows 0..<dk are S, row dk is z.
@@ -141,20 +145,69 @@ extension CharLanguageModel {
                 for i in 0..<(dk * dphi) { c.storage[s * (dk + 1) * dphi + i] = S.storage[s * dk * dphi + i] }
                 for j in 0..<dphi { c.storage[(s * (dk + 1) + dk) * dphi + j] = z.storage[s * dphi + j] }
             }
-            out.append(c)
+            out.append(.fastWeights(c))
         }
         return (out, state.position)
     }
 
-    /// The public state from the blocks' op-level final states.
-    func splitStates(_ finals: [Tensor], B: Int, position: Int) -> LanguageModelState {
+    /// The DeltaNet layer states of `state` (checked): per block S
+    /// `[B, H, dv, dk]` and the conv windows `[B, K-1, C]` split at the q, k,
+    /// v channel boundaries (`[B, K-1, H dk]` twice, `[B, K-1, H dv]`).
+    private func deltaNetStates(_ state: LanguageModelState, config dn: DeltaNetLayerConfig,
+                                B: Int) throws -> [LanguageModelBlock.CarriedState?] {
+        let L = config.layers
+        guard state.convStates.count == L else {
+            throw FWError.invalidArgument("CharLanguageModel: the state holds \(state.convStates.count) conv states; the \(config.mixer.rawValue) model needs \(L)")
+        }
+        let (H, dk, dv, h) = (dn.heads, dn.headSize, dn.valueSize, dn.convolutionSize - 1)
+        let (cq, cv) = (H * dk, H * dv), C = 2 * cq + cv
+        var out: [LanguageModelBlock.CarriedState?] = []
+        for l in 0..<L {
+            let S = state.fastWeights[l], w = state.convStates[l]
+            try S.checkShape("state.fastWeights[\(l)]", [B, H, dv, dk])
+            try w.checkShape("state.convStates[\(l)]", [B, h, C])
+            var q = Tensor.uninitialized(shape: [B, h, cq]), k = q, v = Tensor.uninitialized(shape: [B, h, cv])
+            for r in 0..<(B * h) {
+                for c in 0..<cq {
+                    q.storage[r * cq + c] = w.storage[r * C + c]
+                    k.storage[r * cq + c] = w.storage[r * C + cq + c]
+                }
+                for c in 0..<cv { v.storage[r * cv + c] = w.storage[r * C + 2 * cq + c] }
+            }
+            out.append(.deltaNet(DeltaNetLayer.State(fastWeights: S, qConv: q, kConv: k, vConv: v)))
+        }
+        return out
+    }
+
+    /// The public state from the blocks' mixer-level final states.
+    func splitStates(_ finals: [LanguageModelBlock.CarriedState], B: Int, position: Int) -> LanguageModelState {
         guard carriesState else { return LanguageModelState(fastWeights: [], keySums: [], batchSize: B, position: position) }
+        if config.mixer.isDeltaNet {
+            // [B, K-1, H dk] x 2 and [B, K-1, H dv] side by side as [B, K-1, C].
+            var weights: [Tensor] = [], convs: [Tensor] = []
+            for case let .deltaNet(s) in finals {
+                let (rows, cq, cv) = (s.qConv.shape[0] * s.qConv.shape[1], s.qConv.shape[2], s.vConv.shape[2])
+                let C = 2 * cq + cv
+                var w = Tensor.uninitialized(shape: [s.qConv.shape[0], s.qConv.shape[1], C])
+                for r in 0..<rows {
+                    for c in 0..<cq {
+                        w.storage[r * C + c] = s.qConv.storage[r * cq + c]
+                        w.storage[r * C + cq + c] = s.kConv.storage[r * cq + c]
+                    }
+                    for c in 0..<cv { w.storage[r * C + 2 * cq + c] = s.vConv.storage[r * cv + c] }
+                }
+                weights.append(s.fastWeights)
+                convs.append(w)
+            }
+            return LanguageModelState(fastWeights: weights, keySums: [], convStates: convs, batchSize: B, position: position)
+        }
+        let tensors = finals.compactMap(\.fastWeightTensor)
         guard config.mixer.usesDenominator else {
-            return LanguageModelState(fastWeights: finals, keySums: [], batchSize: B, position: position)
+            return LanguageModelState(fastWeights: tensors, keySums: [], batchSize: B, position: position)
         }
         let (H, dk, dphi) = (config.heads, config.headSize, config.featureSize)
         var weights: [Tensor] = [], sums: [Tensor] = []
-        for c in finals {
+        for c in tensors {
             var S = Tensor.uninitialized(shape: [B, H, dk, dphi])
             var z = Tensor.uninitialized(shape: [B, H, dphi])
             for s in 0..<(B * H) {

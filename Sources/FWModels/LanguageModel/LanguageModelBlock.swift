@@ -31,12 +31,23 @@ public struct LanguageModelBlock: Sendable {
         case softmax(SoftmaxAttentionLayer)
         /// A fast weight programmer with carried state.
         case fastWeights(CarriedFastWeightLayer)
+        /// DeltaNet / Gated DeltaNet with carried fast weights and conv windows.
+        case deltaNet(DeltaNetLayer)
+    }
+
+    /// What a stateful mixer carries from one segment to the next.
+    public enum CarriedState: Sendable, Equatable {
+        /// `CarriedFastWeightLayer`'s `[B, H, dk (+ 1), Dphi]` (z as the last row).
+        case fastWeights(Tensor)
+        /// `DeltaNetLayer`'s fast weights `[B, H, dv, dk]` and conv states `[B, K-1, C]`.
+        case deltaNet(DeltaNetLayer.State)
     }
 
     /// The mixer's part of the cache.
     enum MixerCache: Sendable {
         case softmax(SoftmaxAttentionLayer.Cache)
         case fastWeights(CarriedFastWeightLayer.Cache)
+        case deltaNet(DeltaNetLayer.Cache)
     }
 
     /// What the backward needs from the forward.
@@ -69,14 +80,17 @@ public struct LanguageModelBlock: Sendable {
     public let dropout: Dropout
 
     /// Registers `<name>.ln1`, `<name>.mix.qkv`, `<name>.mix.out` (then, for
-    /// favor, draws the evaluation Omega), `<name>.ln2`, `<name>.ff` for
-    /// `config`'s mixer and sizes (`config` must be valid).
+    /// favor, draws the evaluation Omega; the DeltaNet mixers register
+    /// `DeltaNetLayer`'s `<name>.mix.proj`, `.q_conv`, ..., `.out` instead),
+    /// `<name>.ln2`, `<name>.ff` for `config`'s mixer and sizes (`config` must be valid).
     public init(config: LanguageModelConfig, name: String, store: inout ParameterStore, rng: inout SeededRNG) throws {
         let D = config.modelSize
         modelSize = D
         norm1 = LayerNorm(D, name: "\(name).ln1", store: &store)
         let mix = config.mixer
-        if let rule = mix.rule, let map = config.featureMap {
+        if let dn = config.deltaNetConfig {
+            mixer = .deltaNet(try DeltaNetLayer(dn, name: "\(name).mix", store: &store, rng: &rng))
+        } else if let rule = mix.rule, let map = config.featureMap {
             mixer = .fastWeights(try CarriedFastWeightLayer(
                 modelSize: D, heads: config.heads, rule: rule, featureMap: map, normalization: mix.normalization,
                 denominator: mix.usesDenominator, outputScale: config.attentionOutputScale,
@@ -90,30 +104,41 @@ public struct LanguageModelBlock: Sendable {
         dropout = Dropout(rate: Float(config.dropout))
     }
 
-    /// The shape of the state this block carries, `[B, H, dk (+ 1), Dphi]`, or nil for softmax.
+    /// The shape of the fast-weight state this block carries, `[B, H, dk (+ 1), Dphi]`
+    /// (DeltaNet: `[B, H, dv, dk]`, beside its conv states), or nil for softmax.
     public func stateShape(batch B: Int) -> [Int]? {
-        if case let .fastWeights(layer) = mixer { return layer.stateShape(batch: B) }
-        return nil
+        switch mixer {
+        case let .fastWeights(layer): return layer.stateShape(batch: B)
+        case let .deltaNet(layer): return layer.fastWeightShape(batch: B)
+        case .softmax: return nil
+        }
     }
 
     /// `y [B, T, D]` for `x [B, T, D]`, the mixer starting from
-    /// `initialState` (fast weights; zero when nil; must be nil for softmax),
-    /// and the mixer's state after the segment (nil for softmax). The cache
-    /// is nil unless `saveForBackward`.
-    public func forward(_ x: Tensor, initialState: Tensor?, store: ParameterStore, training: Bool,
-                        rng: inout SeededRNG, saveForBackward: Bool) throws -> (y: Tensor, state: Tensor?, cache: Cache?) {
+    /// `initialState` (zero when nil; must be nil for softmax and of the
+    /// mixer's kind otherwise), and the mixer's state after the segment (nil
+    /// for softmax). The cache is nil unless `saveForBackward`.
+    ///
+    /// - Throws: `FWError.invalidArgument` for a state of another mixer;
+    ///   what the mixer throws (shapes named).
+    public func forward(_ x: Tensor, initialState: CarriedState?, store: ParameterStore, training: Bool,
+                        rng: inout SeededRNG, saveForBackward: Bool) throws -> (y: Tensor, state: CarriedState?, cache: Cache?) {
         let (u, saved1) = try norm1(x, store)
-        let m: Tensor, state: Tensor?, mixerCache: MixerCache?
-        switch mixer {
-        case let .softmax(layer):
-            precondition(initialState == nil, "LanguageModelBlock: softmax attention carries no state")
+        let m: Tensor, state: CarriedState?, mixerCache: MixerCache?
+        switch (mixer, initialState) {
+        case let (.softmax(layer), nil):
             let r = try layer.forward(u, store: store, training: training, rng: &rng)
             (m, state, mixerCache) = (r.y, nil, .softmax(r.cache))
-        case let .fastWeights(layer):
+        case let (.fastWeights(layer), s0) where s0 == nil || s0?.fastWeightTensor != nil:
             let omega = try layer.omega(training: training, rng: &rng)
-            let r = try layer.forward(u, store: store, omega: omega, initialState: initialState,
+            let r = try layer.forward(u, store: store, omega: omega, initialState: s0?.fastWeightTensor,
                                       saveForBackward: saveForBackward)
-            (m, state, mixerCache) = (r.y, r.state, r.cache.map { .fastWeights($0) })
+            (m, state, mixerCache) = (r.y, .fastWeights(r.state), r.cache.map { .fastWeights($0) })
+        case let (.deltaNet(layer), s0) where s0 == nil || s0?.deltaNetState != nil:
+            let r = try layer.forward(u, store: store, initialState: s0?.deltaNetState)
+            (m, state, mixerCache) = (r.y, .deltaNet(r.state), .deltaNet(r.cache))
+        default:
+            throw FWError.invalidArgument("LanguageModelBlock: an initial state of another mixer")
         }
         let (md, mixerMask) = dropout.forward(m, training: training, rng: &rng)
         let h = adding(x, md)                                  // h = x + Drop(Mixer(LN1(x)))
@@ -143,9 +168,25 @@ public struct LanguageModelBlock: Sendable {
             du = try layer.backward(dm, cache: c, store: &store)
         case let (.fastWeights(layer), .fastWeights(c)):
             du = try layer.backward(dm, dstate: nil, cache: c, store: &store).dx
+        case let (.deltaNet(layer), .deltaNet(c)):
+            du = try layer.backward(dm, dstate: nil, cache: c, store: &store).dx
         default:
             preconditionFailure("LanguageModelBlock.backward: a cache of another mixer")
         }
         return adding(dh, try norm1.backward(du, input: cache.input, saved: cache.norm1, store: &store))
+    }
+}
+
+extension LanguageModelBlock.CarriedState {
+    /// The tensor of a `.fastWeights` state (nil for DeltaNet's).
+    var fastWeightTensor: Tensor? {
+        if case let .fastWeights(t) = self { return t }
+        return nil
+    }
+
+    /// The layer state of a `.deltaNet` state (nil for the other kind).
+    var deltaNetState: DeltaNetLayer.State? {
+        if case let .deltaNet(s) = self { return s }
+        return nil
     }
 }

@@ -10,7 +10,8 @@ import FWOps
 /// logits = LN_f(x_L) E^T + b   (tied)   or   LN_f(x_L) W^T + b   (untied, W [256, D])
 /// ```
 ///
-/// H heads of size dk = D / H. `dropout` is the rate p of the inverted
+/// H heads of size dk = D / H (values dv = dk, but 2 dk for `gated-deltanet`,
+/// its preset's `expand_v = 2`). `dropout` is the rate p of the inverted
 /// dropout on the embedding output and on the mixer and feed-forward outputs
 /// before each residual add. `favorFeatures` (m) and `dpfpOrder` (nu) are
 /// used only by the favor and dpfp mixers. JSON keys are the property
@@ -101,22 +102,56 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         mixer.carriesState ? 1 / Float(headSize).squareRoot() : 1
     }
 
-    /// The width of the fused q/k/v(/beta) projection: 3D, plus H beta logits for the delta rules.
-    public var projectionSize: Int { 3 * modelSize + (mixer.rule == .delta ? heads : 0) }
+    /// The `DeltaNetLayer` of the `deltanet` (`.deltaNet` preset, dv = dk) and
+    /// `gated-deltanet` (`.gatedDeltaNet` preset, dv = 2 dk) mixers at D, H,
+    /// dk = D / H; nil for the other mixers.
+    public var deltaNetConfig: DeltaNetLayerConfig? {
+        switch mixer {
+        case .deltaNet: return .deltaNet(modelSize: modelSize, heads: heads, headSize: headSize)
+        case .gatedDeltaNet: return .gatedDeltaNet(modelSize: modelSize, heads: heads, headSize: headSize)
+        default: return nil
+        }
+    }
 
-    /// The number of trainable scalars the model registers.
-    public var parameterCount: Int {
-        let (V, D, F, P) = (LanguageModelConfig.vocabularySize, modelSize, feedForwardSize, projectionSize)
-        let block = 2 * D + P * D + D * D + 2 * D + (F * D + F) + (D * F + D)
-        return V * D + layers * block + 2 * D + (tiedEmbeddings ? V : V * D + V)
+    /// dv, the width of a value per head (the rows of each head's S): dk,
+    /// or the DeltaNet preset's (2 dk for `gated-deltanet`).
+    public var valueSize: Int { deltaNetConfig?.valueSize ?? headSize }
+
+    /// The width of the fused input projection: 3D, plus H beta logits for
+    /// the delta rules; for the DeltaNet mixers the layer's
+    /// `[q | k | v | b | a | g]` row (`DeltaNetLayerConfig.projectionSize`).
+    public var projectionSize: Int {
+        deltaNetConfig?.projectionSize ?? 3 * modelSize + (mixer.rule == .delta ? heads : 0)
+    }
+
+    /// The number of trainable scalars the model registers. Per block:
+    /// two layer norms, the mixer (`P D + D D`; DeltaNet: `P D` + the three
+    /// conv kernels `(2 H dk + H dv) K` + (gated) A_log and dt_bias `2H` +
+    /// the norm's `dv` + `D H dv`) and the feed-forward network.
+    /// (Exact for a valid configuration: `validate()` keeps it below 2^53.)
+    public var parameterCount: Int { Int(parameterCountInDouble) }
+
+    /// The same count in Double: cannot overflow, so the checks can read it
+    /// before the sizes are known to be sane (exact below 2^53).
+    var parameterCountInDouble: Double {
+        let (V, D, F, P) = (Double(LanguageModelConfig.vocabularySize), Double(modelSize), Double(feedForwardSize),
+                            Double(projectionSize))
+        var mix = P * D + D * D
+        if let c = deltaNetConfig {
+            let (H, dk, dv) = (Double(c.heads), Double(c.headSize), Double(c.valueSize))
+            mix = P * D + (2 * H * dk + H * dv) * Double(c.convolutionSize) + (c.gated ? 2 * H : 0) + dv + D * H * dv
+        }
+        let block = 2 * D + mix + 2 * D + (F * D + F) + (D * F + D)
+        return V * D + Double(layers) * block + 2 * D + (tiedEmbeddings ? V : V * D + V)
     }
 
     // MARK: validation
 
     /// Throws `FWError.invalidArgument` with a one-line message naming the
     /// first field that is out of range: every size in 1...`SizeLimits.maxExtent`,
-    /// D divisible by H, dropout in [0, 1), `dpfpOrder` in 1...2dk-1 and Dphi
-    /// within bounds for the dpfp and favor mixers.
+    /// D divisible by H, dropout in [0, 1), the fused projections' widths
+    /// within OpenBLAS's sizes, fewer than 2^53 parameters, `dpfpOrder` in
+    /// 1...2dk-1 and Dphi within bounds for the dpfp and favor mixers.
     public func validate() throws {
         let max = SizeLimits.maxExtent
         for (name, value) in [("layers", layers), ("modelSize", modelSize), ("heads", heads),
@@ -134,6 +169,25 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         let p = try SizeLimits.product([3, modelSize], "LanguageModelConfig: the fused projection 3 * modelSize") + heads
         guard p <= max else {
             throw FWError.invalidArgument("LanguageModelConfig: the fused projection 3 * modelSize + heads = \(p) exceeds \(max), the largest size OpenBLAS takes")
+        }
+        if let c = deltaNetConfig {
+            // The layer's projection and value widths are BLAS extents too (gated: 6D + 2H and 2D).
+            // (D passed the check above, so H dv <= 2D and the sum cannot overflow.)
+            let values = c.heads * c.valueSize
+            let width = 2 * modelSize + values + (c.outputGate ? values : 0) + 2 * heads
+            guard values <= max, width <= max else {
+                throw FWError.invalidArgument("LanguageModelConfig: the \(mixer.rawValue) projection of \(width) columns (H dv = \(values)) exceeds \(max), the largest size OpenBLAS takes")
+            }
+            do {
+                try c.validate()
+            } catch let FWError.invalidArgument(message) {
+                throw FWError.invalidArgument("LanguageModelConfig: \(message)")
+            }
+        }
+        // Far beyond any machine's memory, and beyond what an Int count (and Double) holds exactly.
+        let count = parameterCountInDouble
+        guard count < 9.007e15 else {
+            throw FWError.invalidArgument("LanguageModelConfig: \(layers) layers of modelSize \(modelSize) and feedForwardSize \(feedForwardSize) would have \(Float(count)) parameters, more than 2^53")
         }
         if let map = featureMap {
             do {
@@ -159,7 +213,7 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         let n = b * t
         let (D, H, F) = (Double(modelSize), Double(heads), Double(feedForwardSize))
         let P = Double(projectionSize), V = Double(LanguageModelConfig.vocabularySize)
-        let parameters = 4 * Double(parameterCount)
+        let parameters = 4 * parameterCountInDouble
         // Per row and block: x, u, mixer output, its mask, h, w, FF's z and a,
         // FF output, its mask, y.
         var perRow = 9 * D + 2 * F
@@ -167,7 +221,7 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         var backwardRow = 2 * P + 10 * D + 2 * F
         var backwardSequence = 0.0
         if mixer.carriesState {
-            let dphi = Double(featureSize), dvi = Double(headSize) + (mixer.usesDenominator ? 1 : 0)
+            let dphi = Double(featureSize), dvi = Double(valueSize) + (mixer.usesDenominator ? 1 : 0)
             // p, q, k, v', beta, q', k', the op's outputs, o, merged, and what
             // the op saves (a state per chunk of 32, a few rows per step).
             perRow += P + 2 * D + 2 * H * dvi + H + 2 * H * dphi + 2 * D
@@ -175,6 +229,14 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
             perSequence += 2 * H * dphi * dvi
             backwardRow += 4 * H * dphi + 2 * H * dvi
             backwardSequence += 2 * H * dphi * dvi
+            if let c = deltaNetConfig {
+                // DeltaNet also keeps the convolutions' pre-activations and
+                // outputs (C = 2 H dk + H dv), the gates' logits, the normed
+                // heads, its r and g.
+                let C = Double(2 * c.heads * c.headSize + c.heads * c.valueSize)
+                perRow += 2 * C + 3 * H * dvi + 3 * H
+                backwardRow += 2 * C + 2 * H * dvi
+            }
         } else {
             // p, q, k, v, heads, merged and the probabilities [T, T] per head.
             perRow += 7 * D + H * t

@@ -13,12 +13,12 @@ extension LanguageModelState {
                           storage: Array(t.storage[(rows.lowerBound * per)..<(rows.upperBound * per)]))
         }
         return LanguageModelState(fastWeights: fastWeights.map(cut), keySums: keySums.map(cut),
-                                  batchSize: rows.count, position: position)
+                                  convStates: convStates.map(cut), batchSize: rows.count, position: position)
     }
 
-    /// Every number of the state, tensor after tensor (fast weights, then key sums).
+    /// Every number of the state, tensor after tensor (fast weights, key sums, then conv windows).
     public var flattened: [Float] {
-        fastWeights.flatMap(\.storage) + keySums.flatMap(\.storage)
+        fastWeights.flatMap(\.storage) + keySums.flatMap(\.storage) + convStates.flatMap(\.storage)
     }
 
     /// The state of `parts` ranks' consecutive shares, given all their
@@ -37,6 +37,8 @@ extension LanguageModelState {
         }
         let weights = share.fastWeights.map(join)
         let sums = share.keySums.map(join)
-        return LanguageModelState(fastWeights: weights, keySums: sums, batchSize: parts * share.batchSize, position: share.position)
+        let convs = share.convStates.map(join)
+        return LanguageModelState(fastWeights: weights, keySums: sums, convStates: convs,
+                                  batchSize: parts * share.batchSize, position: share.position)
     }
 }

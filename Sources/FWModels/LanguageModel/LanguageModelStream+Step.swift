@@ -21,7 +21,8 @@ extension LanguageModelStream {
     /// writes k, v into column `position` of the feature-major cache and per
     /// head attends over it: `s = sum_i (q_i / sqrt(dk)) K[h dk + i, 0...t]`
     /// (dk axpys over time), `P = softmax(s)`, `o_h,i = P . V[h dk + i, 0...t]`
-    /// (dk dot products over time); then `m = Wout o`.
+    /// (dk dot products over time); then `m = Wout o`. A DeltaNet mixer step
+    /// is `deltaNetStep` (conv window, l2 q', k', the (gated) delta rule, RMS norm).
     static func step(token: UInt8, position: Int, model: CharLanguageModel, store: ParameterStore,
                      layout L: Layout, frequencies: [Double],
                      work: inout [Float], logits: inout [Float], state: inout LanguageModelState,
@@ -87,6 +88,13 @@ extension LanguageModelStream {
                         }
                     }}
                     StreamKernels.matvec(out: m, weight: params + layer.out.weight.offset, x: o, bias: nil, rows: D, cols: D)
+
+                case let .deltaNet(layer):
+                    state.fastWeights[l].withUnsafeMutableBufferPointer { sb in
+                    state.convStates[l].withUnsafeMutableBufferPointer { cb in
+                        deltaNetStep(layer, u: u, out: m, params: params, work: w, layout: L,
+                                     fastWeights: sb.baseAddress!, window: cb.baseAddress!)
+                    }}
 
                 case let .softmax(layer):
                     StreamKernels.matvec(out: p, weight: params + layer.qkv.weight.offset, x: u, bias: nil,

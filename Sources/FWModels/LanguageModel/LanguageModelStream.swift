@@ -52,14 +52,18 @@ public struct LanguageModelStream: Sendable {
     let frequencies: [Double]
     let layout: Layout
 
-    /// Offsets of the scratch vectors inside `work`.
+    /// Offsets of the scratch vectors inside `work` (o holds `[H dv]`; conv,
+    /// normed and rstd are the DeltaNet mixers' `[C]`, `[H dv]`, `[H]`).
     struct Layout: Sendable {
-        let x: Int, u: Int, p: Int, o: Int, m: Int, a: Int, phiQ: Int, phiK: Int, scratch: Int, stats: Int, count: Int
+        let x: Int, u: Int, p: Int, o: Int, m: Int, a: Int, phiQ: Int, phiK: Int, scratch: Int, stats: Int
+        let conv: Int, normed: Int, rstd: Int, count: Int
         init(_ c: LanguageModelConfig) {
             let (D, F, dphi) = (c.modelSize, c.feedForwardSize, max(c.featureSize, 1))
-            x = 0; u = D; p = 2 * D; o = p + c.projectionSize; m = o + D; a = m + D
+            let heads = max(D, c.heads * c.valueSize), C = c.convStateShape(batch: 1)?[2] ?? 0
+            x = 0; u = D; p = 2 * D; o = p + c.projectionSize; m = o + heads; a = m + D
             phiQ = a + F; phiK = phiQ + dphi; scratch = phiK + dphi
-            stats = scratch + max(2 * c.headSize, c.favorFeatures, 1); count = stats + 2
+            stats = scratch + max(2 * c.headSize, c.favorFeatures, 1)
+            conv = stats + 2; normed = conv + C; rstd = normed + (C > 0 ? heads : 0); count = rstd + (C > 0 ? c.heads : 0)
         }
     }
 

@@ -4,8 +4,9 @@ import FWCore
 /// `Checkpoint.write(..., extraTensors:)`), so that a carry-state run
 /// resumes with exactly the fast weights it had:
 ///
-///     extra.state.fast_weights.<l>   [B, H, dk, Dphi]
+///     extra.state.fast_weights.<l>   [B, H, dv, Dphi]
 ///     extra.state.key_sums.<l>       [B, H, Dphi]        (denominator mixers)
+///     extra.state.conv_states.<l>    [B, K-1, C]         (DeltaNet mixers: the q, k, v conv windows)
 ///     extra.state.position           [1]                 tokens per stream since the empty state
 public enum LanguageModelStateFile {
     /// The state's tensors, named as above.
@@ -13,6 +14,7 @@ public enum LanguageModelStateFile {
         var out: [(name: String, tensor: Tensor)] = []
         for (l, t) in state.fastWeights.enumerated() { out.append(("state.fast_weights.\(l)", t)) }
         for (l, t) in state.keySums.enumerated() { out.append(("state.key_sums.\(l)", t)) }
+        for (l, t) in state.convStates.enumerated() { out.append(("state.conv_states.\(l)", t)) }
         out.append(("state.position", Tensor(shape: [1], storage: [Float(state.position)])))
         return out
     }
@@ -47,7 +49,14 @@ public enum LanguageModelStateFile {
             }
             state.keySums[l] = t
         }
-        guard extra.keys.filter({ $0.hasPrefix("state.") }).count == 1 + empty.fastWeights.count + empty.keySums.count else {
+        for l in empty.convStates.indices {
+            guard let t = extra["state.conv_states.\(l)"], t.shape == empty.convStates[l].shape else {
+                throw fail("state.conv_states.\(l) is missing or not of shape \(describeShape(empty.convStates[l].shape))")
+            }
+            state.convStates[l] = t
+        }
+        let expected = 1 + empty.fastWeights.count + empty.keySums.count + empty.convStates.count
+        guard extra.keys.filter({ $0.hasPrefix("state.") }).count == expected else {
             throw fail("tensors that do not belong to this model's state")
         }
         return state

@@ -1,8 +1,8 @@
 // Float64 reference ("oracle") of the byte-level language model of
 // FWModels/LanguageModel: naive loops written from the equations in
 // CharLanguageModel's, LanguageModelBlock's and CarriedFastWeightLayer's doc
-// comments, built on the layer, attention and feature-map references (never
-// on the Float32 code). The random draws of a training forward (dropout
+// comments, built on the layer, attention, feature-map and DeltaNet
+// references (never on the Float32 code). The random draws of a training forward (dropout
 // masks, FAVOR+'s Omega) are replayed from a copy of the generator in the
 // model's documented order.
 import Foundation
@@ -19,10 +19,13 @@ public enum LanguageModelReference {
         public var feedForwardMasks: [[Double]?]
     }
 
-    /// The carried state: per block S `[B, H, dk, Dphi]` and z `[B, H, Dphi]` (zeros for the delta rules).
+    /// The carried state: per block S `[B, H, dv, Dphi]`, z `[B, H, Dphi]`
+    /// (zeros for the delta rules) and the conv windows `[B, K-1, C]` (the
+    /// DeltaNet mixers; empty otherwise).
     public struct State {
         public var S: [[Double]]
         public var z: [[Double]]
+        public var conv: [[Double]]
         public var position: Int
 
         /// The model's state as Float64 arrays (zero z for mixers without the denominator).
@@ -30,11 +33,12 @@ public enum LanguageModelReference {
             S = s.fastWeights.map { $0.storage.asDouble }
             z = c.mixer.usesDenominator ? s.keySums.map { $0.storage.asDouble }
                 : s.fastWeights.map { _ in [Double](repeating: 0, count: s.batchSize * c.heads * c.featureSize) }
+            conv = s.convStates.map { $0.storage.asDouble }
             position = s.position
         }
 
-        public init(S: [[Double]], z: [[Double]], position: Int) {
-            self.S = S; self.z = z; self.position = position
+        public init(S: [[Double]], z: [[Double]], conv: [[Double]] = [], position: Int) {
+            self.S = S; self.z = z; self.conv = conv; self.position = position
         }
     }
 
@@ -91,12 +95,18 @@ public enum LanguageModelReference {
             }
         }
         x = masked(x, draws.embeddingMask)
-        var newS: [[Double]] = [], newZ: [[Double]] = []
+        var newS: [[Double]] = [], newZ: [[Double]] = [], newConv: [[Double]] = []
         for l in 0..<c.layers {
             let name = "block\(l)"
             let u = LayersReference.layerNorm(x, weight: p("\(name).ln1.weight"), bias: p("\(name).ln1.bias"), n: n, c: D)
             var m: [Double]
-            if c.mixer.carriesState {
+            if let dn = c.deltaNetConfig {
+                let r = deltaNetMixer(dn, u, name: "\(name).mix", p: p, S0: state?.S[l], conv0: state?.conv[l], B: B, T: T)
+                m = r.y
+                newS.append(r.S)
+                newZ.append([])
+                newConv.append(r.conv)
+            } else if c.mixer.carriesState {
                 let r = fastWeightMixer(c, u, wqkv: p("\(name).mix.qkv.weight"), wout: p("\(name).mix.out.weight"),
                                         omega: draws.omegas[l], S0: state?.S[l], z0: state?.z[l], B: B, T: T)
                 m = r.y
@@ -117,7 +127,34 @@ public enum LanguageModelReference {
         let hidden = LayersReference.layerNorm(x, weight: p("final_ln.weight"), bias: p("final_ln.bias"), n: n, c: D)
         let weight = c.tiedEmbeddings ? table : p("head.weight")
         let logits = LayersReference.linear(hidden, weight: weight, bias: p("head.bias"), n: n, inputs: D, outputs: V)
-        return (logits, State(S: newS, z: newZ, position: position + T))
+        return (logits, State(S: newS, z: newZ, conv: newConv, position: position + T))
+    }
+
+    /// The DeltaNet mixer of one block (`DeltaNetReference.layer`), with the
+    /// model's conv windows `[B, K-1, 2 H dk + H dv]` split into (and the
+    /// final ones joined from) the layer's q, k, v conv states.
+    static func deltaNetMixer(_ c: DeltaNetLayerConfig, _ x: [Double], name: String, p: (String) -> [Double],
+                              S0: [Double]?, conv0: [Double]?, B: Int, T: Int) -> (y: [Double], S: [Double], conv: [Double]) {
+        let (H, dk, dv, h) = (c.heads, c.headSize, c.valueSize, c.convolutionSize - 1)
+        let (cq, cv) = (H * dk, H * dv), C = 2 * cq + cv
+        var state: DeltaNetReference.State? = nil
+        if let S0, let conv0 {
+            var q: [Double] = [], k: [Double] = [], v: [Double] = []
+            for r in 0..<(B * h) {
+                q += conv0[(r * C)..<(r * C + cq)]
+                k += conv0[(r * C + cq)..<(r * C + 2 * cq)]
+                v += conv0[(r * C + 2 * cq)..<((r + 1) * C)]
+            }
+            state = DeltaNetReference.State(S: S0, q: q, k: k, v: v)
+        }
+        let r = DeltaNetReference.layer(c, name: name, x: x, param: p, state: state, B: B, T: T)
+        var conv: [Double] = []
+        for i in 0..<(B * h) {
+            conv += r.state.q[(i * cq)..<((i + 1) * cq)]
+            conv += r.state.k[(i * cq)..<((i + 1) * cq)]
+            conv += r.state.v[(i * cv)..<((i + 1) * cv)]
+        }
+        return (r.y, r.state.S, conv)
     }
 
     /// The fast-weight mixer of one block, `y [B, T, D]`, and its final S, z:

@@ -3,16 +3,17 @@
 // the engine (no ReferenceFWP, no layer code): the oracle for the forward and,
 // by central finite differences, for every gradient. Flat row-major arrays.
 import Foundation
-import FWTestSupport
+import FastWeights
 
-enum DeltaNetReference {
-    static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
-    static func silu(_ x: Double) -> Double { x * sigmoid(x) }
-    static func softplus(_ x: Double) -> Double { log1p(exp(x)) }
+/// Float64 evaluations of `DeltaNetLayer` and its pieces.
+public enum DeltaNetReference {
+    public static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
+    public static func silu(_ x: Double) -> Double { x * sigmoid(x) }
+    public static func softplus(_ x: Double) -> Double { log1p(exp(x)) }
 
     /// y = silu(sum_j w[c, j] x[b, t-(K-1)+j, c]) `[B, T, C]` and the final
     /// state `[B, K-1, C]`; x at t < 0 from `state` (zeros when nil).
-    static func shortConvolution(_ x: [Double], weight w: [Double], state: [Double]?,
+    public static func shortConvolution(_ x: [Double], weight w: [Double], state: [Double]?,
                                  B: Int, T: Int, C: Int, K: Int) -> (y: [Double], state: [Double]) {
         let h = K - 1
         // The extended sequence [state; x] per b, length h + T.
@@ -34,7 +35,7 @@ enum DeltaNetReference {
     }
 
     /// u / sqrt(sum u^2 + 1e-6), per row of width d.
-    static func l2(_ u: [Double], d: Int) -> [Double] {
+    public static func l2(_ u: [Double], d: Int) -> [Double] {
         var out = u
         for r in 0..<(u.count / d) {
             let s = (0..<d).reduce(0.0) { $0 + u[r * d + $1] * u[r * d + $1] }
@@ -44,12 +45,12 @@ enum DeltaNetReference {
     }
 
     /// g[b, h, t] = -exp(A_log[h]) softplus(z[b, h, t] + dt_bias[h]), z `[B, H, T]`.
-    static func decay(_ z: [Double], aLog: [Double], dtBias: [Double], H: Int, T: Int) -> [Double] {
+    public static func decay(_ z: [Double], aLog: [Double], dtBias: [Double], H: Int, T: Int) -> [Double] {
         z.indices.map { i in let h = (i / T) % H; return -exp(aLog[h]) * softplus(z[i] + dtBias[h]) }
     }
 
     /// o / sqrt(mean(o^2) + eps) * w (* silu(z)), per row of width c.
-    static func rmsNorm(_ o: [Double], weight w: [Double], gate z: [Double]?, c: Int, eps: Double) -> [Double] {
+    public static func rmsNorm(_ o: [Double], weight w: [Double], gate z: [Double]?, c: Int, eps: Double) -> [Double] {
         var out = o
         for r in 0..<(o.count / c) {
             let ms = (0..<c).reduce(0.0) { $0 + o[r * c + $1] * o[r * c + $1] } / Double(c)
@@ -62,16 +63,19 @@ enum DeltaNetReference {
     }
 
     /// out = inp W^T, `[n, outputs]`.
-    static func linear(_ inp: [Double], _ w: [Double], n: Int, inputs: Int, outputs: Int) -> [Double] {
+    public static func linear(_ inp: [Double], _ w: [Double], n: Int, inputs: Int, outputs: Int) -> [Double] {
         LayersReference.linear(inp, weight: w, bias: nil, n: n, inputs: inputs, outputs: outputs)
     }
 
     /// The layer's carried state, flat: S `[B, H, dv, dk]`, conv states `[B, K-1, C]`.
-    struct State { var S: [Double], q: [Double], k: [Double], v: [Double] }
+    public struct State {
+        public var S: [Double], q: [Double], k: [Double], v: [Double]
+        public init(S: [Double], q: [Double], k: [Double], v: [Double]) { self.S = S; self.q = q; self.k = k; self.v = v }
+    }
 
     /// The whole layer: y `[B, T, D]` and the final state, with parameters
     /// by their store names (`param("dn.proj.weight")`, ...).
-    static func layer(_ c: DeltaNetLayerConfig, name: String, x: [Double], param: (String) -> [Double],
+    public static func layer(_ c: DeltaNetLayerConfig, name: String, x: [Double], param: (String) -> [Double],
                       state: State?, B: Int, T: Int) -> (y: [Double], state: State) {
         let (D, H, dk, dv, K) = (c.modelSize, c.heads, c.headSize, c.valueSize, c.convolutionSize)
         let n = B * T
