@@ -94,16 +94,15 @@ final class DeltaRuleTests: XCTestCase {
         var dvv = [Float](repeating: .nan, count: T * dv)
         var dbeta = [Float](repeating: .nan, count: T)
         var dstate = p.dstateT ?? [Float](repeating: 0, count: n)
-        let finalState = state
         switch form {
         case .recurrent:
             DeltaRule.recurrentBackward(dq: &dq, dk: &dk, dv: &dvv, dbeta: &dbeta, dstate: &dstate,
                                         dy: p.dy, q: p.q, k: p.k, v: p.v, beta: p.beta,
-                                        finalState: finalState, saved: saved, shape: p.shape)
+                                        saved: saved, shape: p.shape)
         case .chunked(let c):
             DeltaRule.chunkedBackward(dq: &dq, dk: &dk, dv: &dvv, dbeta: &dbeta, dstate: &dstate,
                                       dy: p.dy, q: p.q, k: p.k, v: p.v, beta: p.beta,
-                                      finalState: finalState, saved: saved, shape: p.shape, chunk: c)
+                                      saved: saved, shape: p.shape, chunk: c)
         }
         return Result(y: y, state: state, dq: dq, dk: dk, dv: dvv, dbeta: dbeta, dstate0: dstate)
     }

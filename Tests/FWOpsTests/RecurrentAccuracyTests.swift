@@ -142,7 +142,7 @@ final class RecurrentAccuracyTests: XCTestCase {
         var dq = [Float](repeating: .nan, count: T * 8), dk = dq, dv = dq
         var dstate = p.dstateT!
         SumRule.recurrentBackward(dq: &dq, dk: &dk, dv: &dv, dstate: &dstate, dy: p.dy, q: p.q, k: p.k, v: p.v,
-                                  finalState: state, saved: saved, shape: shape)
+                                  saved: saved, shape: shape)
         let stateFile = SumRuleReference.transposed(state, rows: 8, cols: 8)
         let ds0File = SumRuleReference.transposed(dstate, rows: 8, cols: 8)
         for (name, a, b) in [("y", y, yRef), ("state", stateFile, sRef), ("dq", dq, gRef.dq), ("dk", dk, gRef.dk),

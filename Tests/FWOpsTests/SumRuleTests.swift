@@ -138,10 +138,10 @@ final class SumRuleTests: XCTestCase {
         switch form {
         case .recurrent:
             SumRule.recurrentBackward(dq: &dq, dk: &dk, dv: &dv, dstate: &dstate, dy: p.dy,
-                                      q: p.q, k: p.k, v: p.v, finalState: state, saved: saved, shape: shape)
+                                      q: p.q, k: p.k, v: p.v, saved: saved, shape: shape)
         case .chunked(let c):
             SumRule.chunkedBackward(dq: &dq, dk: &dk, dv: &dv, dstate: &dstate, dy: p.dy,
-                                    q: p.q, k: p.k, v: p.v, finalState: state, saved: saved,
+                                    q: p.q, k: p.k, v: p.v, saved: saved,
                                     shape: shape, chunk: c)
         }
         r.dq = dq; r.dk = dk; r.dv = dv; r.ds0 = dstate

@@ -64,7 +64,6 @@ extension DeltaRule {
     ///   - dstate: `[dphi, dv]`; in dL/dS_T^T (zeros when none), out dL/dS_0^T.
     ///   - dy: `[T, dv]`.
     ///   - q, k, v, beta: the forward's inputs.
-    ///   - finalState: unused (the saved chunk-start states suffice).
     ///   - saved: what `chunkedForward` saved with the same `chunk` (not nil).
     ///   - chunk: the forward's chunk length.
     public static func chunkedBackward(
@@ -74,7 +73,7 @@ extension DeltaRule {
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         beta: UnsafePointer<Float>,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?,
+        saved: UnsafePointer<Float>?,
         shape: SequenceShape, chunk: Int
     ) {
         GatedDeltaRule.chunkedBackward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dg: nil, dstate: dstate, dy: dy,

@@ -45,16 +45,16 @@ extension DeltaRule: FastWeightRuleKernel {
         dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?, shape: SequenceShape
+        saved: UnsafePointer<Float>?, shape: SequenceShape
     ) {
         guard let beta = gates.beta, let dbeta = dgates.beta else { preconditionFailure("DeltaRule: no beta") }
         switch algorithm {
         case .recurrent:
             recurrentBackward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dstate: dstate, dy: dy, q: q, k: k, v: v,
-                              beta: beta, finalState: finalState, saved: saved, shape: shape)
+                              beta: beta, saved: saved, shape: shape)
         case let .chunked(c):
             chunkedBackward(dq: dq, dk: dk, dv: dv, dbeta: dbeta, dstate: dstate, dy: dy, q: q, k: k, v: v,
-                            beta: beta, finalState: finalState, saved: saved, shape: shape, chunk: c)
+                            beta: beta, saved: saved, shape: shape, chunk: c)
         }
     }
 }

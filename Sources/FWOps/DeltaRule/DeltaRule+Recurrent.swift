@@ -53,7 +53,6 @@ extension DeltaRule {
     ///   - dstate: `[dphi, dv]`; in dL/dS_T^T (zeros when none), out dL/dS_0^T.
     ///   - dy: `[T, dv]`.
     ///   - q, k, v, beta: the forward's inputs.
-    ///   - finalState: S_T^T as the forward returned it (unused: the checkpoints suffice).
     ///   - saved: what `recurrentForward` saved (must not be nil).
     public static func recurrentBackward(
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
@@ -62,7 +61,7 @@ extension DeltaRule {
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         beta: UnsafePointer<Float>,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?,
+        saved: UnsafePointer<Float>?,
         shape: SequenceShape
     ) {
         precondition(shape.T >= 1 && shape.dphi >= 1 && shape.dv >= 1, "DeltaRule.recurrentBackward: bad shape \(shape)")

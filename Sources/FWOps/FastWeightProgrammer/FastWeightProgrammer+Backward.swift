@@ -62,7 +62,6 @@ extension FastWeightProgrammer {
         cache.kf.withUnsafeBufferPointer { kp in
         cache.v.withUnsafeBufferPointer { vp in
         cache.gates.withUnsafeBufferPointer { bp in
-        cache.finalStates.withUnsafeBufferPointer { sp in
         cache.saved.withUnsafeBufferPointer { savedp in
         dyInner.withUnsafeBufferPointer { dyp in
         dqf.withUnsafeMutableBufferPointer { dqp in
@@ -70,10 +69,10 @@ extension FastWeightProgrammer {
         dvInner.withUnsafeMutableBufferPointer { dvp in
         dgateValues.withUnsafeMutableBufferPointer { dbp in
         dStates.withUnsafeMutableBufferPointer { dsp in
-            let ins = UncheckedSendable((qp, kp, vp, bp, sp, savedp, dyp))
+            let ins = UncheckedSendable((qp, kp, vp, bp, savedp, dyp))
             let outs = UncheckedSendable((dqp, dkp, dvp, dbp, dsp))
             ThreadOwnership.forEachSequence(BH) { s in
-                let (qp, kp, vp, bp, sp, savedp, dyp) = ins.value
+                let (qp, kp, vp, bp, savedp, dyp) = ins.value
                 let (dqp, dkp, dvp, dbp, dsp) = outs.value
                 op.rule.kernel.backward(
                     cache.algorithm,
@@ -85,11 +84,10 @@ extension FastWeightProgrammer {
                     q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
                     v: vp.baseAddress! + s * T * dvi,
                     gates: GatePointers(sequence: s, T: T, of: ruleGates, in: bp),
-                    finalState: sp.baseAddress! + s * dphi * dvi,
                     saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
                     shape: shape)
             }
-        }}}}}}}}}}}}
+        }}}}}}}}}}}
 
         // 4. Through n and phi back to the raw q and k.
         let dqRaw = op.featureMapBackward(dout: dqf, x: cache.q, out: cache.qf, omega: cache.omega, dims: dims)

@@ -112,7 +112,7 @@ extension FastWeightProgrammer {
             ? FWPCache(op: self, algorithm: algorithm, dims: dims,
                        q: q.reshaped([BH, T, dk]), k: k.reshaped([BH, T, dk]),
                        qf: qf, kf: kf, v: vInner, gates: gateValues, omega: omega,
-                       finalStates: states, saved: saved, savedCount: savedCount,
+                       saved: saved, savedCount: savedCount,
                        numerators: denominator ? yInner : [])
             : nil
         return FWPResult(y: y, state: finalState, cache: cache)

@@ -122,8 +122,6 @@ public struct FWPCache: Sendable {
     /// The rule's gates, `[gates, BH, T]` in `rule.gates` order.
     let gates: [Float]
     let omega: Tensor?
-    /// Final internal states S_T^T, `[BH, Dphi, Dv']`.
-    let finalStates: [Float]
     /// The kernels' saved buffers, `[BH, savedCount]`.
     let saved: [Float]
     let savedCount: Int

@@ -61,7 +61,7 @@ public enum GatedDeltaRule: FastWeightRuleKernel {
         dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?, shape: SequenceShape
+        saved: UnsafePointer<Float>?, shape: SequenceShape
     ) {
         guard let beta = gates.beta, let g = gates.g, let dbeta = dgates.beta, let dg = dgates.g else {
             preconditionFailure("GatedDeltaRule: no beta or g")

@@ -59,7 +59,7 @@ public enum GatedSumRule: FastWeightRuleKernel {
         dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?, shape: SequenceShape
+        saved: UnsafePointer<Float>?, shape: SequenceShape
     ) {
         guard let g = gates.g, let dg = dgates.g else { preconditionFailure("GatedSumRule: no g") }
         switch algorithm {

@@ -107,7 +107,7 @@ public protocol FastWeightRuleKernel {
         dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?, shape: SequenceShape)
+        saved: UnsafePointer<Float>?, shape: SequenceShape)
 }
 
 extension FastWeightRuleKernel {

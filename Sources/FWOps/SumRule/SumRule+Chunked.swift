@@ -52,8 +52,6 @@ extension SumRule {
     ///   - dstate: in `dL/dS_T^T` (zeros when none given), out `dL/dS_0^T`, `[dphi, dv]`.
     ///   - dy: `[T, dv]` = dL/dy.
     ///   - q, k, v: the forward's inputs.
-    ///   - finalState: `S_T^T` as the forward returned it (unused here: the
-    ///     saved chunk-start states hold all the backward needs).
     ///   - saved: what `chunkedForward` saved with the same `chunk` (required).
     ///   - shape: `T`, `dphi`, `dv`.
     ///   - chunk: the forward's chunk length.
@@ -63,7 +61,7 @@ extension SumRule {
         dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?,
+        saved: UnsafePointer<Float>?,
         shape: SequenceShape, chunk: Int
     ) {
         check(shape, chunk: chunk)

@@ -39,15 +39,15 @@ extension SumRule: FastWeightRuleKernel {
         dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?, shape: SequenceShape
+        saved: UnsafePointer<Float>?, shape: SequenceShape
     ) {
         switch algorithm {
         case .recurrent:
             recurrentBackward(dq: dq, dk: dk, dv: dv, dstate: dstate, dy: dy, q: q, k: k, v: v,
-                              finalState: finalState, saved: saved, shape: shape)
+                              saved: saved, shape: shape)
         case let .chunked(c):
             chunkedBackward(dq: dq, dk: dk, dv: dv, dstate: dstate, dy: dy, q: q, k: k, v: v,
-                            finalState: finalState, saved: saved, shape: shape, chunk: c)
+                            saved: saved, shape: shape, chunk: c)
         }
     }
 }

@@ -57,7 +57,6 @@ extension SumRule {
     ///   - dstate: in `dL/dS_T^T` (zeros when none given), out `dL/dS_0^T`, `[dphi, dv]`.
     ///   - dy: `[T, dv]` = dL/dy.
     ///   - q, k, v: the forward's inputs.
-    ///   - finalState: `S_T^T` as the forward returned it (unused: the checkpoints suffice).
     ///   - saved: the forward's checkpoints (required).
     ///   - shape: `T`, `dphi`, `dv`.
     public static func recurrentBackward(
@@ -66,7 +65,7 @@ extension SumRule {
         dstate: UnsafeMutablePointer<Float>,
         dy: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        finalState: UnsafePointer<Float>, saved: UnsafePointer<Float>?,
+        saved: UnsafePointer<Float>?,
         shape: SequenceShape
     ) {
         check(shape)
