@@ -27,6 +27,23 @@ public enum FWPBenchmarks {
         return cases
     }
 
+    /// One long document (B = H = 1, T = 65,536, d = 64), the delta and sum
+    /// rules, recurrent and chunked (C = 32), forward and forward+backward:
+    /// fewer sequences than cores, so today one core works (issue 12 item 4:
+    /// both cores on one sequence is open). Compare a run under
+    /// `FWP_THREADS=1`.
+    public static func oneSequenceCases(T: Int = 65_536) -> [Case] {
+        var cases: [Case] = []
+        for rule in [FastWeightRule.delta, .sum] {
+            for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32)] {
+                for backward in [false, true] {
+                    cases.append(Case(rule: rule, algorithm: algorithm, backward: backward, B: 1, H: 1, T: T, d: 64))
+                }
+            }
+        }
+        return cases
+    }
+
     /// Measures one case; `peak` is the sgemm peak (GFLOP/s) of its size class.
     public static func run(_ c: Case, peak: Double) throws -> BenchRow {
         var rng = SeededRNG(seed: 1)

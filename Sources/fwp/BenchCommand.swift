@@ -15,6 +15,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
     @Flag(help: "Only the decode rows (generation at batch 1).") var decode = false
     @Flag(name: .customLong("lm-step"), help: "Only the LM training-step rows (one whole step per mixer).") var lmStep = false
+    @Flag(name: .customLong("one-sequence"), help: "Only the one-long-document rows (B = H = 1, T = 65,536, d = 64).")
+    var oneSequence = false
     @Option(help: "Only the fast weight programmer rows (d = 64) of these rules, e.g. delta,gated-delta.")
     var rules: String?
     @Option(help: "With --rules: the head sizes d (dk = dv) of the rows, e.g. 16,32,64,128 (default 64).")
@@ -25,10 +27,11 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try SizeLimits.check(T, in: 1...Self.maxT, "--T")
         // --quick only shortens the op and decode rows; each of the others picks one kind of row.
-        let picked = [("--decode", decode), ("--lm-step", lmStep), ("--rules", rules != nil)].filter(\.1).map(\.0)
+        let picked = [("--decode", decode), ("--lm-step", lmStep), ("--rules", rules != nil),
+                      ("--one-sequence", oneSequence)].filter(\.1).map(\.0)
         if picked.count > 1 { throw FWError.invalidArgument("\(picked.joined(separator: " and ")) exclude each other") }
-        if quick && (lmStep || rules != nil) {
-            throw FWError.invalidArgument("--quick cannot be combined with \(lmStep ? "--lm-step" : "--rules")")
+        if quick && (lmStep || rules != nil || oneSequence) {
+            throw FWError.invalidArgument("--quick cannot be combined with \(lmStep ? "--lm-step" : oneSequence ? "--one-sequence" : "--rules")")
         }
         // The largest rows (B = 4, H = 8, d = 128): inputs, outputs, gradients and the op's own buffers.
         try MemoryBudget.check(MemoryBudget.floats(4 * 8 * Double(T) * 128 * 24), "fwp bench at --T \(T)")
@@ -85,10 +88,17 @@ struct BenchCommand: ParsableCommand {
             print(BenchTable.text(rows))
             return
         }
-        if !decode && !lmStep {
+        if oneSequence {
+            for (i, c) in FWPBenchmarks.oneSequenceCases().enumerated() {
+                let row = try FWPBenchmarks.run(c, peak: peak(c.d))
+                log(String(format: "[%d/8] one sequence %@ %@ %@ T=%d: %.0f tokens/s, %.1f GFLOP/s", i + 1,
+                           row.op, row.algo, row.pass, row.T, row.tokens_per_s, row.gflops))
+                rows.append(row)
+            }
+        } else if !decode && !lmStep {
             try measureOps(into: &rows, peak: peak, threads: threads)
         }
-        if lmStep || (!decode && !quick) {
+        if lmStep || (!decode && !quick && !oneSequence) {
             let stepCases = LanguageModelStepBenchmarks.standardCases()
             for (i, c) in stepCases.enumerated() {
                 let row = try LanguageModelStepBenchmarks.run(c, peak: peak(c.modelSize))
@@ -97,7 +107,7 @@ struct BenchCommand: ParsableCommand {
                 rows.append(row)
             }
         }
-        let decodeCases = lmStep ? [] : DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
+        let decodeCases = lmStep || oneSequence ? [] : DecodeBenchmarks.standardCases(contexts: quick ? [256, 2048] : [256, 2048, 16_384])
         for (i, c) in decodeCases.enumerated() {
             let row = try ThreadOwnership.withBLASThreads(1) { try DecodeBenchmarks.run(c, peak: peak1(c.modelSize)) }
             log(String(format: "[%d/%d] decode %@ context %d: %.0f tokens/s", i + 1, decodeCases.count, row.algo, row.T, row.tokens_per_s))
@@ -112,8 +122,8 @@ struct BenchCommand: ParsableCommand {
         print(BenchTable.text(rows))
         print(String(format: "peak: this run's sgemm at the row's size class and threads; of machine: of %.1f GFLOP/s, the best %d-thread sgemm of this run (n = %d gave %.1f)", machinePeak, threads, Self.machinePeakSize, machinePeak1024))
         print("")
-        if !decode && !lmStep { print(FWPBenchmarks.crossoverSummary(rows)) }
-        if !lmStep { print(DecodeBenchmarks.crossoverSummary(rows)) }
+        if !decode && !lmStep && !oneSequence { print(FWPBenchmarks.crossoverSummary(rows)) }
+        if !lmStep && !oneSequence { print(DecodeBenchmarks.crossoverSummary(rows)) }
         let jsonBytes = try json.map { _ in [UInt8](try BenchTable.json(rows)) }
         try OutputTransaction.run { tx in
             if let json, let jsonBytes { try tx.stage(jsonBytes, to: json) }
@@ -132,6 +142,7 @@ struct BenchCommand: ParsableCommand {
         let dims = quick ? [64] : [64, 128]
         let cases = FWPBenchmarks.standardCases(dims: dims, T: T)
             + FWPBenchmarks.crossoverCases(dims: [4, 8, 16, 32], T: T) + FWPBenchmarks.shortSequenceCases()
+            + (quick ? [] : FWPBenchmarks.oneSequenceCases())
         for (i, c) in cases.enumerated() {
             let row = try FWPBenchmarks.run(c, peak: peak(c.d))
             log(String(format: "[%d/%d] %@ %@ %@ d=%d: %.0f tokens/s, %.1f GFLOP/s (%.0f%% of peak)",
