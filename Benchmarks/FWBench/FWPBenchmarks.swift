@@ -29,9 +29,9 @@ public enum FWPBenchmarks {
 
     /// One long document (B = H = 1, T = 65,536, d = 64), the delta and sum
     /// rules, recurrent and chunked (C = 32), forward and forward+backward:
-    /// fewer sequences than cores, so today one core works (issue 12 item 4:
-    /// both cores on one sequence is open). Compare a run under
-    /// `FWP_THREADS=1`.
+    /// fewer sequences than cores, where the op cuts the value columns into
+    /// parts that run on the cores (`FastWeightProgrammer+ValueSplit.swift`).
+    /// Compare a run under `FWP_THREADS=1` for the second core's gain.
     public static func oneSequenceCases(T: Int = 65_536) -> [Case] {
         var cases: [Case] = []
         for rule in [FastWeightRule.delta, .sum] {

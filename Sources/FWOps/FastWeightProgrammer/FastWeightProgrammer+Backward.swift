@@ -20,7 +20,6 @@ extension FastWeightProgrammer {
         if let ds = dstate { try ds.checkShape("dstate", [B, H, dv, dphi]) }
         try dy.checkFinite("dy")
         try dstate?.checkFinite("dstate")
-        let shape = dims.kernelShape
 
         // 1. dL/d(kernel output). With the denominator, y = o / den where
         //    o = S q' and den = z . q' + 1e-6 (the ones column):
@@ -51,43 +50,61 @@ extension FastWeightProgrammer {
             }
         }
 
-        // 3. The kernels' backward, sequences in parallel.
-        var dqf = [Float].uninitialized(count: BH * T * dphi)
-        var dkf = [Float].uninitialized(count: BH * T * dphi)
-        var dvInner = [Float].uninitialized(count: BH * T * dvi)
+        // 3. The kernels' backward, one call per part-sequence in parallel
+        //    (the forward's value split P; P = 1: one per sequence), then the
+        //    parts' dq', dk' and gate gradients summed per sequence.
+        let P = cache.valueParts
+        let w = dvi / P
+        let partShape = SequenceShape(T: T, dphi: dphi, dv: w)
+        let dyParts = ValueParts.split(dyInner, groups: BH, rows: T, width: dvi, parts: P)
+        var dStateParts = ValueParts.split(dStates, groups: BH, rows: dphi, width: dvi, parts: P)
+        var dqParts = [Float].uninitialized(count: BH * P * T * dphi)
+        var dkParts = [Float].uninitialized(count: BH * P * T * dphi)
+        var dvParts = [Float].uninitialized(count: BH * T * dvi)
         let ruleGates = op.rule.gates
-        var dgateValues = [Float].uninitialized(count: ruleGates.count * BH * T)
+        var dgateParts = [Float].uninitialized(count: ruleGates.count * BH * P * T)
         let savedCount = cache.savedCount
         cache.qf.withUnsafeBufferPointer { qp in
         cache.kf.withUnsafeBufferPointer { kp in
         cache.v.withUnsafeBufferPointer { vp in
         cache.gates.withUnsafeBufferPointer { bp in
         cache.saved.withUnsafeBufferPointer { savedp in
-        dyInner.withUnsafeBufferPointer { dyp in
-        dqf.withUnsafeMutableBufferPointer { dqp in
-        dkf.withUnsafeMutableBufferPointer { dkp in
-        dvInner.withUnsafeMutableBufferPointer { dvp in
-        dgateValues.withUnsafeMutableBufferPointer { dbp in
-        dStates.withUnsafeMutableBufferPointer { dsp in
+        dyParts.withUnsafeBufferPointer { dyp in
+        dqParts.withUnsafeMutableBufferPointer { dqp in
+        dkParts.withUnsafeMutableBufferPointer { dkp in
+        dvParts.withUnsafeMutableBufferPointer { dvp in
+        dgateParts.withUnsafeMutableBufferPointer { dbp in
+        dStateParts.withUnsafeMutableBufferPointer { dsp in
             let ins = UncheckedSendable((qp, kp, vp, bp, savedp, dyp))
             let outs = UncheckedSendable((dqp, dkp, dvp, dbp, dsp))
-            ThreadOwnership.forEachSequence(BH) { s in
+            ThreadOwnership.forEachSequence(BH * P) { s in
                 let (qp, kp, vp, bp, savedp, dyp) = ins.value
                 let (dqp, dkp, dvp, dbp, dsp) = outs.value
+                let seq = s / P   // the sequence whose q', k' and gates part s read
                 op.rule.kernel.backward(
                     cache.algorithm,
                     dq: dqp.baseAddress! + s * T * dphi, dk: dkp.baseAddress! + s * T * dphi,
-                    dv: dvp.baseAddress! + s * T * dvi,
+                    dv: dvp.baseAddress! + s * T * w,
                     dgates: GateGradientPointers(sequence: s, T: T, of: ruleGates, in: dbp),
-                    dstate: dsp.baseAddress! + s * dphi * dvi,
-                    dy: dyp.baseAddress! + s * T * dvi,
-                    q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
-                    v: vp.baseAddress! + s * T * dvi,
-                    gates: GatePointers(sequence: s, T: T, of: ruleGates, in: bp),
+                    dstate: dsp.baseAddress! + s * dphi * w,
+                    dy: dyp.baseAddress! + s * T * w,
+                    q: qp.baseAddress! + seq * T * dphi, k: kp.baseAddress! + seq * T * dphi,
+                    v: vp.baseAddress! + s * T * w,
+                    gates: GatePointers(sequence: seq, T: T, of: ruleGates, in: bp),
                     saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
-                    shape: shape)
+                    shape: partShape)
             }
         }}}}}}}}}}}
+        let dqf = ValueParts.sum(dqParts, groups: BH, block: T * dphi, parts: P)
+        let dkf = ValueParts.sum(dkParts, groups: BH, block: T * dphi, parts: P)
+        let dvInner = ValueParts.merge(dvParts, groups: BH, rows: T, width: dvi, parts: P)
+        dStates = ValueParts.merge(dStateParts, groups: BH, rows: dphi, width: dvi, parts: P)
+        // [gates, BH * P, T] -> [gates, BH, T]: per gate, the same sum over parts.
+        var dgateValues: [Float] = []
+        for i in 0..<ruleGates.count {
+            let one = Array(dgateParts[(i * BH * P * T)..<((i + 1) * BH * P * T)])
+            dgateValues += ValueParts.sum(one, groups: BH, block: T, parts: P)
+        }
 
         // 4. Through n and phi back to the raw q and k.
         let dqRaw = op.featureMapBackward(dout: dqf, x: cache.q, out: cache.qf, omega: cache.omega, dims: dims)

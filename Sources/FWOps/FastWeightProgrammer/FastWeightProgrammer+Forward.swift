@@ -31,7 +31,6 @@ extension FastWeightProgrammer {
         try MemoryBudget.check(dims.memoryEstimate(algorithm: algorithm),
                                "the fast weight programmer on q \(describeShape(q.shape)) (Dphi \(dims.dphi)), v \(describeShape(v.shape))")
         let (BH, T, dk, dv, dphi, dvi) = (dims.sequences, dims.T, dims.dk, dims.dv, dims.dphi, dims.dvInner)
-        let shape = dims.kernelShape
 
         // 1. Feature map and normalisation: q' = n(phi(q)), k' = n(phi(k)), [BH, T, Dphi].
         // (Every buffer a kernel overwrites whole is left uninitialised.)
@@ -65,30 +64,40 @@ extension FastWeightProgrammer {
             }
         }
 
-        // 4. The recurrence, one kernel call per sequence, sequences in parallel.
-        let savedCount = saveForBackward ? rule.kernel.savedCount(algorithm, shape) : 0
-        var saved = [Float].uninitialized(count: BH * savedCount)
-        var yInner = [Float].uninitialized(count: BH * T * dvi)
+        // 4. The recurrence, one kernel call per part-sequence, in parallel:
+        //    P > 1 parts of the value columns when there are fewer sequences
+        //    than workers (FastWeightProgrammer+ValueSplit.swift), else P = 1.
+        let P = Self.valueSplit(sequences: BH, dv: dvi, denominator: denominator)
+        let w = dvi / P
+        let partShape = SequenceShape(T: T, dphi: dphi, dv: w)
+        let vParts = ValueParts.split(vInner, groups: BH, rows: T, width: dvi, parts: P)
+        var stateParts = ValueParts.split(states, groups: BH, rows: dphi, width: dvi, parts: P)
+        let savedCount = saveForBackward ? rule.kernel.savedCount(algorithm, partShape) : 0
+        var saved = [Float].uninitialized(count: BH * P * savedCount)
+        var yParts = [Float].uninitialized(count: BH * T * dvi)
         qf.withUnsafeBufferPointer { qp in
         kf.withUnsafeBufferPointer { kp in
-        vInner.withUnsafeBufferPointer { vp in
+        vParts.withUnsafeBufferPointer { vp in
         gateValues.withUnsafeBufferPointer { bp in
-        yInner.withUnsafeMutableBufferPointer { yp in
-        states.withUnsafeMutableBufferPointer { sp in
+        yParts.withUnsafeMutableBufferPointer { yp in
+        stateParts.withUnsafeMutableBufferPointer { sp in
         saved.withUnsafeMutableBufferPointer { savedp in
             let ptrs = UncheckedSendable((qp, kp, vp, bp, yp, sp, savedp))
             let kernel = rule.kernel, ruleGates = rule.gates
-            ThreadOwnership.forEachSequence(BH) { s in
+            ThreadOwnership.forEachSequence(BH * P) { s in
                 let (qp, kp, vp, bp, yp, sp, savedp) = ptrs.value
+                let seq = s / P   // the sequence whose q', k' and gates part s reads
                 kernel.forward(
                     algorithm,
-                    y: yp.baseAddress! + s * T * dvi, state: sp.baseAddress! + s * dphi * dvi,
+                    y: yp.baseAddress! + s * T * w, state: sp.baseAddress! + s * dphi * w,
                     saved: savedCount > 0 ? savedp.baseAddress! + s * savedCount : nil,
-                    q: qp.baseAddress! + s * T * dphi, k: kp.baseAddress! + s * T * dphi,
-                    v: vp.baseAddress! + s * T * dvi,
-                    gates: GatePointers(sequence: s, T: T, of: ruleGates, in: bp), shape: shape)
+                    q: qp.baseAddress! + seq * T * dphi, k: kp.baseAddress! + seq * T * dphi,
+                    v: vp.baseAddress! + s * T * w,
+                    gates: GatePointers(sequence: seq, T: T, of: ruleGates, in: bp), shape: partShape)
             }
         }}}}}}}
+        var yInner = ValueParts.merge(yParts, groups: BH, rows: T, width: dvi, parts: P)
+        states = ValueParts.merge(stateParts, groups: BH, rows: dphi, width: dvi, parts: P)
 
         // 5. Outputs: y = numerator / (z . q' + 1e-6) with the denominator.
         let y: Tensor
@@ -111,9 +120,9 @@ extension FastWeightProgrammer {
         let cache = saveForBackward
             ? FWPCache(op: self, algorithm: algorithm, dims: dims,
                        q: q.reshaped([BH, T, dk]), k: k.reshaped([BH, T, dk]),
-                       qf: qf, kf: kf, v: vInner, gates: gateValues, omega: omega,
+                       qf: qf, kf: kf, v: vParts, gates: gateValues, omega: omega,
                        saved: saved, savedCount: savedCount,
-                       numerators: denominator ? yInner : [])
+                       numerators: denominator ? yInner : [], valueParts: P)
             : nil
         return FWPResult(y: y, state: finalState, cache: cache)
     }

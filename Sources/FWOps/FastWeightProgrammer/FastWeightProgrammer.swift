@@ -117,16 +117,19 @@ public struct FWPCache: Sendable {
     let q: Tensor, k: Tensor
     /// q', k': `[BH, T, Dphi]` after phi and n.
     let qf: [Float], kf: [Float]
-    /// v, or [v, 1] with the denominator: `[BH, T, Dv']`.
+    /// v, or [v, 1] with the denominator: `[BH, T, Dv']`, cut into
+    /// `valueParts` parts `[BH * P, T, Dv'/P]` (FastWeightProgrammer+ValueSplit.swift).
     let v: [Float]
     /// The rule's gates, `[gates, BH, T]` in `rule.gates` order.
     let gates: [Float]
     let omega: Tensor?
-    /// The kernels' saved buffers, `[BH, savedCount]`.
+    /// The kernels' saved buffers, `[BH * P, savedCount]`.
     let saved: [Float]
     let savedCount: Int
     /// With the denominator: the un-normalised outputs [S q', z.q' + 1e-6], `[BH, T, Dv+1]`.
     let numerators: [Float]
+    /// P, the parts the value columns were cut into (1: none).
+    let valueParts: Int
 }
 
 /// The sizes of one call.
