@@ -68,6 +68,29 @@ final class ValueSplitTests: XCTestCase {
                 assertSpecClose(split.state.storage, state, "\(label) S_T vs Float64")
             }
         }
+        // Long enough (T >= 256) that phi and n also run in row blocks on the workers,
+        // for every kind of map (row-wise ones, with Omega, with wider features).
+        XCTAssertEqual(FastWeightProgrammer.rowBlocks(sequences: 1, rows: 300, workers: 2), 2)
+        XCTAssertEqual(FastWeightProgrammer.rowBlocks(sequences: 2, rows: 300, workers: 2), 1)
+        XCTAssertEqual(FastWeightProgrammer.rowBlocks(sequences: 1, rows: 100, workers: 2), 1)
+        for map in [FeatureMap.elu1, .dpfp(order: 2), .favor(features: 8)] {
+            let T2 = 301
+            let op = try FastWeightProgrammer(rule: .delta, featureMap: map, normalization: .sum, algorithm: .chunked(size: 32))
+            let q = random([1, 1, T2, dk], -0.5, 0.5), k = random([1, 1, T2, dk], -0.5, 0.5), v = random([1, 1, T2, dv])
+            let beta = random([1, 1, T2], 0.1, 0.9), dy = random([1, 1, T2, dv])
+            var omega: Tensor? = nil
+            if case let .favor(m) = map { omega = try FavorProjection.draw(features: m, inputSize: dk, rng: &rng) }
+            let a = try op.forward(q: q, k: k, v: v, beta: beta, omega: omega)
+            let ga = try FastWeightProgrammer.backward(dy: dy, cache: a.cache!)
+            func twice(_ x: Tensor) -> Tensor { Tensor(shape: [2] + x.shape.dropFirst(), storage: x.storage + x.storage) }
+            let b = try op.forward(q: twice(q), k: twice(k), v: twice(v), beta: twice(beta), omega: omega)
+            let gb = try FastWeightProgrammer.backward(dy: twice(dy), cache: b.cache!)
+            func first(_ x: Tensor) -> [Float] { Array(x.storage.prefix(x.count / 2)) }
+            assertSpecClose(a.y.storage, first(b.y), "\(map) row blocks y")
+            assertSpecClose(ga.dq.storage, first(gb.dq), "\(map) row blocks dq")
+            assertSpecClose(ga.dk.storage, first(gb.dk), "\(map) row blocks dk")
+            assertSpecClose(ga.dbeta!.storage, first(gb.dbeta!), "\(map) row blocks dbeta")
+        }
         // Shape errors still name the caller's shapes.
         let op = try FastWeightProgrammer(rule: .delta, featureMap: .elu1, normalization: .sum)
         let r = try op.forward(q: random([1, 1, 5, dk]), k: random([1, 1, 5, dk]), v: random([1, 1, 5, dv]), beta: random([1, 1, 5], 0.1, 0.9))

@@ -140,17 +140,21 @@ extension FastWeightProgrammer {
         let map = featureMap, norm = normalization
         let omegaValues = omega?.storage ?? []
         let hasOmega = omega != nil
+        let blocks = Self.rowBlocks(sequences: dims.sequences, rows: T), per = (T + blocks - 1) / blocks
         dout.withUnsafeBufferPointer { gp in
         x.storage.withUnsafeBufferPointer { xp in
         out.withUnsafeBufferPointer { op in
         omegaValues.withUnsafeBufferPointer { wp in
         dx.storage.withUnsafeMutableBufferPointer { dxp in
             let ptrs = UncheckedSendable((gp, xp, op, wp, dxp))
-            ThreadOwnership.forEachSequence(dims.sequences) { s in
+            ThreadOwnership.forEachSequence(dims.sequences * blocks) { i in
                 let (gp, xp, op, wp, dxp) = ptrs.value
-                map.backward(dx: dxp.baseAddress! + s * T * dk, dout: gp.baseAddress! + s * T * dphi,
-                             x: xp.baseAddress! + s * T * dk, out: op.baseAddress! + s * T * dphi,
-                             rows: T, d: dk, omega: hasOmega ? wp.baseAddress : nil, normalization: norm)
+                let r0 = (i / blocks) * T + (i % blocks) * per   // as in applyFeatureMap
+                let rows = min(per, T - (i % blocks) * per)
+                guard rows > 0 else { return }
+                map.backward(dx: dxp.baseAddress! + r0 * dk, dout: gp.baseAddress! + r0 * dphi,
+                             x: xp.baseAddress! + r0 * dk, out: op.baseAddress! + r0 * dphi,
+                             rows: rows, d: dk, omega: hasOmega ? wp.baseAddress : nil, normalization: norm)
             }
         }}}}}
         return dx

@@ -127,22 +127,35 @@ extension FastWeightProgrammer {
         return FWPResult(y: y, state: finalState, cache: cache)
     }
 
-    /// phi and n over every row of `x` (`[B, H, T, Dk]`), in parallel over sequences.
+    /// phi and n over every row of `x` (`[B, H, T, Dk]`), in parallel over
+    /// sequences, or over blocks of rows when there are fewer sequences than
+    /// workers (phi and n act row by row).
     func applyFeatureMap(out: inout [Float], x: Tensor, omega: Tensor?, dims: FWPDims) {
         let (T, dk, dphi) = (dims.T, dims.dk, dims.dphi)
         let map = featureMap, norm = normalization
         let omegaValues = omega?.storage ?? []
         let hasOmega = omega != nil
+        let blocks = Self.rowBlocks(sequences: dims.sequences, rows: T), per = (T + blocks - 1) / blocks
         x.storage.withUnsafeBufferPointer { xp in
         omegaValues.withUnsafeBufferPointer { op in
         out.withUnsafeMutableBufferPointer { outp in
             let ptrs = UncheckedSendable((xp, op, outp))
-            ThreadOwnership.forEachSequence(dims.sequences) { s in
+            ThreadOwnership.forEachSequence(dims.sequences * blocks) { i in
                 let (xp, op, outp) = ptrs.value
-                map.forward(out: outp.baseAddress! + s * T * dphi, x: xp.baseAddress! + s * T * dk,
-                            rows: T, d: dk, omega: hasOmega ? op.baseAddress : nil, normalization: norm)
+                let r0 = (i / blocks) * T + (i % blocks) * per   // first row of the block, over all sequences
+                let rows = min(per, T - (i % blocks) * per)
+                guard rows > 0 else { return }
+                map.forward(out: outp.baseAddress! + r0 * dphi, x: xp.baseAddress! + r0 * dk,
+                            rows: rows, d: dk, omega: hasOmega ? op.baseAddress : nil, normalization: norm)
             }
         }}}
+    }
+
+    /// Row blocks per sequence for the row-wise passes: enough that
+    /// `sequences * blocks >= workers`, 1 with enough sequences or short ones.
+    static func rowBlocks(sequences: Int, rows: Int, workers: Int = ThreadOwnership.workers) -> Int {
+        guard sequences >= 1, sequences < workers, rows >= 256 else { return 1 }
+        return (workers + sequences - 1) / sequences
     }
 }
 
