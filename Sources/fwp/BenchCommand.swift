@@ -89,9 +89,10 @@ struct BenchCommand: ParsableCommand {
             return
         }
         if oneSequence {
-            for (i, c) in FWPBenchmarks.oneSequenceCases().enumerated() {
+            let cases = FWPBenchmarks.oneSequenceCases()
+            for (i, c) in cases.enumerated() {
                 let row = try FWPBenchmarks.run(c, peak: peak(c.d))
-                log(String(format: "[%d/8] one sequence %@ %@ %@ T=%d: %.0f tokens/s, %.1f GFLOP/s", i + 1,
+                log(String(format: "[%d/%d] one sequence %@ %@ %@ T=%d: %.0f tokens/s, %.1f GFLOP/s", i + 1, cases.count,
                            row.op, row.algo, row.pass, row.T, row.tokens_per_s, row.gflops))
                 rows.append(row)
             }

@@ -38,13 +38,11 @@ final class ValueSplitTests: XCTestCase {
                 XCTAssertEqual(split.cache?.valueParts, 2, "\(rule) \(algorithm): B = H = 1 on 2 workers splits")
                 let gs = try FastWeightProgrammer.backward(dy: dy, dstate: dsT, cache: split.cache!)
 
-                func twice(_ x: Tensor) -> Tensor { Tensor(shape: [2] + x.shape.dropFirst(), storage: x.storage + x.storage) }
                 let wide = try op.forward(q: twice(q), k: twice(k), v: twice(v),
                                           gates: FWPGates(beta: gates.beta.map(twice), g: gates.g.map(twice)),
                                           initialState: twice(s0))
                 XCTAssertEqual(wide.cache?.valueParts, 1)
                 let gw = try FastWeightProgrammer.backward(dy: twice(dy), dstate: twice(dsT), cache: wide.cache!)
-                func first(_ x: Tensor) -> [Float] { Array(x.storage.prefix(x.count / 2)) }
                 let label = "\(rule) \(algorithm)"
                 assertSpecClose(split.y.storage, first(wide.y), "\(label) y")
                 assertSpecClose(split.state.storage, first(wide.state), "\(label) S_T")
@@ -82,10 +80,8 @@ final class ValueSplitTests: XCTestCase {
             if case let .favor(m) = map { omega = try FavorProjection.draw(features: m, inputSize: dk, rng: &rng) }
             let a = try op.forward(q: q, k: k, v: v, beta: beta, omega: omega)
             let ga = try FastWeightProgrammer.backward(dy: dy, cache: a.cache!)
-            func twice(_ x: Tensor) -> Tensor { Tensor(shape: [2] + x.shape.dropFirst(), storage: x.storage + x.storage) }
             let b = try op.forward(q: twice(q), k: twice(k), v: twice(v), beta: twice(beta), omega: omega)
             let gb = try FastWeightProgrammer.backward(dy: twice(dy), cache: b.cache!)
-            func first(_ x: Tensor) -> [Float] { Array(x.storage.prefix(x.count / 2)) }
             assertSpecClose(a.y.storage, first(b.y), "\(map) row blocks y")
             assertSpecClose(ga.dq.storage, first(gb.dq), "\(map) row blocks dq")
             assertSpecClose(ga.dk.storage, first(gb.dk), "\(map) row blocks dk")
@@ -99,3 +95,9 @@ final class ValueSplitTests: XCTestCase {
         }
     }
 }
+
+/// The batch `[1, ...]` twice, `[2, ...]` (two sequences fill two workers: no split).
+private func twice(_ x: Tensor) -> Tensor { Tensor(shape: [2] + x.shape.dropFirst(), storage: x.storage + x.storage) }
+
+/// The first of two equal halves of a `[2, ...]` result.
+private func first(_ x: Tensor) -> [Float] { Array(x.storage.prefix(x.count / 2)) }

@@ -52,8 +52,8 @@ extension LanguageModelStream {
                 var g: Float = 0
                 DecayGate.forward(g: &g, logits: p + c.decayColumn + h, aLog: params + decay.aLog.offset + h,
                                   dtBias: params + decay.dtBias.offset + h, B: 1, H: 1, T: 1)
-                StreamKernels.gatedDeltaStep(state: Sh, rows: dv, features: dk, k: phiK, q: phiQ, v: v,
-                                             beta: beta, decay: expf(g), out: oh)
+                StreamKernels.deltaStep(state: Sh, rows: dv, features: dk, k: phiK, q: phiQ, v: v,
+                                        beta: beta, decay: expf(g), out: oh)
             } else {
                 StreamKernels.deltaStep(state: Sh, rows: dv, features: dk, k: phiK, q: phiQ, v: v, beta: beta, out: oh)
             }

@@ -30,42 +30,4 @@ extension StreamKernels {
             }
         }
     }
-
-    /// The gated delta rule (docs/contract.md 4b), per row of S `[dv, dk]`
-    /// one read pass and one write pass, with the decay a = exp(g):
-    ///
-    /// ```
-    /// vbar_i, r_i = S_i . k',  S_i . q'            (read: the old row against both)
-    /// u_i         = beta (v_i - a vbar_i)           vbar_t = a_t S_{t-1} k'_t
-    /// S_i         = a S_i + u_i k'                  S_t = a_t S_{t-1} + beta_t (v_t - vbar_t) k'_t^T
-    /// o_i         = a r_i + u_i (k' . q')           = S_t,i . q'
-    /// ```
-    static func gatedDeltaStep(state S: UnsafeMutablePointer<Float>, rows dv: Int, features n: Int,
-                               k: UnsafePointer<Float>, q: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                               beta: Float, decay a: Float, out o: UnsafeMutablePointer<Float>) {
-        let kq = dot(k, q, n)
-        let av = SIMD8<Float>(repeating: a)
-        for i in 0..<dv {
-            let row = S + i * n
-            var ak = SIMD8<Float>(), aq = SIMD8<Float>()
-            var j = 0
-            while j + 8 <= n {
-                let s = load8(row + j)
-                ak += s * load8(k + j)
-                aq += s * load8(q + j)
-                j += 8
-            }
-            var vbar = ak.sum(), r = aq.sum()
-            while j < n { vbar += row[j] * k[j]; r += row[j] * q[j]; j += 1 }
-            let u = beta * (v[i] - a * vbar)
-            let uv = SIMD8<Float>(repeating: u)
-            j = 0
-            while j + 8 <= n {
-                store8(av * load8(row + j) + uv * load8(k + j), row + j)
-                j += 8
-            }
-            while j < n { row[j] = a * row[j] + u * k[j]; j += 1 }
-            o[i] = a * r + u * kq
-        }
-    }
 }

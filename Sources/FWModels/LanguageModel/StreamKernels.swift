@@ -122,18 +122,21 @@ enum StreamKernels {
     }
 
     /// The delta rule, per row of S one read pass and one write pass while
-    /// the row is in L1 (the write needs the whole read first):
+    /// the row is in L1 (the write needs the whole read first), with the
+    /// gated delta rule's decay a = exp(g) (docs/contract.md 4b; a = 1: the
+    /// plain delta rule, the same bits, as 1 * x is exact):
     ///
     /// ```
-    /// vbar_i, a_i = S_i . k',  S_i . q'          (read: the old row against both)
-    /// u_i         = beta (v_i - vbar_i)
-    /// S_i        += u_i k'                        (write)
-    /// o_i         = a_i + u_i (k' . q')           = S_new,i . q'
+    /// vbar_i, r_i = S_i . k',  S_i . q'            (read: the old row against both)
+    /// u_i         = beta (v_i - a vbar_i)           vbar_t = a_t S_{t-1} k'_t
+    /// S_i         = a S_i + u_i k'                  (write) S_t = a_t S_{t-1} + beta_t (v_t - vbar_t) k'_t^T
+    /// o_i         = a r_i + u_i (k' . q')           = S_t,i . q'
     /// ```
     static func deltaStep(state S: UnsafeMutablePointer<Float>, rows dv: Int, features n: Int,
-                          k: UnsafePointer<Float>, q: UnsafePointer<Float>, v: UnsafePointer<Float>, beta: Float,
-                          out o: UnsafeMutablePointer<Float>) {
+                          k: UnsafePointer<Float>, q: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                          beta: Float, decay a: Float = 1, out o: UnsafeMutablePointer<Float>) {
         let kq = dot(k, q, n)
+        let av = SIMD8<Float>(repeating: a)
         for i in 0..<dv {
             let row = S + i * n
             var ak = SIMD8<Float>(), aq = SIMD8<Float>()
@@ -144,11 +147,17 @@ enum StreamKernels {
                 aq += s * load8(q + j)
                 j += 8
             }
-            var vbar = ak.sum(), a = aq.sum()
-            while j < n { vbar += row[j] * k[j]; a += row[j] * q[j]; j += 1 }
-            let u = beta * (v[i] - vbar)
-            axpy(row, u, k, n)
-            o[i] = a + u * kq
+            var vbar = ak.sum(), r = aq.sum()
+            while j < n { vbar += row[j] * k[j]; r += row[j] * q[j]; j += 1 }
+            let u = beta * (v[i] - a * vbar)
+            let uv = SIMD8<Float>(repeating: u)
+            j = 0
+            while j + 8 <= n {
+                store8(av * load8(row + j) + uv * load8(k + j), row + j)
+                j += 8
+            }
+            while j < n { row[j] = a * row[j] + u * k[j]; j += 1 }
+            o[i] = a * r + u * kq
         }
     }
 

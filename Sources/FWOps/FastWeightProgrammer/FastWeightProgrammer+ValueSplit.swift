@@ -34,26 +34,17 @@ extension FastWeightProgrammer {
 enum ValueParts {
     /// Part p of group g holds columns p*w ..< (p+1)*w of every row (P = 1: `x` itself).
     static func split(_ x: [Float], groups: Int, rows: Int, width: Int, parts P: Int) -> [Float] {
-        if P == 1 { return x }
-        let w = width / P
-        var out = [Float].uninitialized(count: x.count)
-        x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { op in
-                for g in 0..<groups {
-                    for p in 0..<P {
-                        for r in 0..<rows {
-                            (op.baseAddress! + ((g * P + p) * rows + r) * w)
-                                .update(from: xp.baseAddress! + (g * rows + r) * width + p * w, count: w)
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        move(x, groups: groups, rows: rows, width: width, parts: P, toParts: true)
     }
 
     /// The inverse of `split`.
     static func merge(_ x: [Float], groups: Int, rows: Int, width: Int, parts P: Int) -> [Float] {
+        move(x, groups: groups, rows: rows, width: width, parts: P, toParts: false)
+    }
+
+    /// Row r of part p of group g is columns p*w ..< (p+1)*w of row r of group g:
+    /// copied from the whole rows to the parts, or back.
+    private static func move(_ x: [Float], groups: Int, rows: Int, width: Int, parts P: Int, toParts: Bool) -> [Float] {
         if P == 1 { return x }
         let w = width / P
         var out = [Float].uninitialized(count: x.count)
@@ -62,8 +53,12 @@ enum ValueParts {
                 for g in 0..<groups {
                     for p in 0..<P {
                         for r in 0..<rows {
-                            (op.baseAddress! + (g * rows + r) * width + p * w)
-                                .update(from: xp.baseAddress! + ((g * P + p) * rows + r) * w, count: w)
+                            let part = ((g * P + p) * rows + r) * w, whole = (g * rows + r) * width + p * w
+                            if toParts {
+                                (op.baseAddress! + part).update(from: xp.baseAddress! + whole, count: w)
+                            } else {
+                                (op.baseAddress! + whole).update(from: xp.baseAddress! + part, count: w)
+                            }
                         }
                     }
                 }

@@ -32,11 +32,7 @@ enum BLASStep {
     static func write(state P: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>,
                       k: UnsafePointer<Float>, v: UnsafePointer<Float>, vbar: UnsafePointer<Float>?,
                       beta: Float?, a: Float, dphi: Int, dv: Int) {
-        if let beta, let vbar {
-            for i in 0..<dv { u[i] = beta * (v[i] - vbar[i]) }
-        } else {
-            u.update(from: v, count: dv)
-        }
+        FusedStep.writtenValues(u: u, v: v, vbar: vbar, beta: beta, dv: dv)
         if a != 1 { BLAS.scale(P, count: dphi * dv, by: a) }
         BLAS.sger(m: dphi, n: dv, alpha: 1, x: k, y: u, a: P, lda: dv)
     }

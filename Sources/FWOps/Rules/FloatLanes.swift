@@ -21,12 +21,16 @@ protocol FloatLanes {
     var total: Float { get }
 }
 
-extension SIMD16: FloatLanes where Scalar == Float {
-    static var width: Int { 16 }
+/// Loads and stores of the SIMD widths, unaligned.
+extension FloatLanes where Self: SIMD, Self.Scalar == Float {
+    static var width: Int { Self.scalarCount }
     @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
     @inline(__always)
     func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self) }
+}
+
+extension SIMD16: FloatLanes where Scalar == Float {
     /// 16 -> 8 -> 4 lanes by halves (vector adds), then four scalar adds.
     @inline(__always)
     var total: Float {
@@ -37,11 +41,6 @@ extension SIMD16: FloatLanes where Scalar == Float {
 }
 
 extension SIMD8: FloatLanes where Scalar == Float {
-    static var width: Int { 8 }
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
-    @inline(__always)
-    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self) }
     @inline(__always)
     var total: Float {
         let h4 = lowHalf + highHalf
@@ -50,11 +49,6 @@ extension SIMD8: FloatLanes where Scalar == Float {
 }
 
 extension SIMD4: FloatLanes where Scalar == Float {
-    static var width: Int { 4 }
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
-    @inline(__always)
-    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self) }
     @inline(__always)
     var total: Float { (self[0] + self[1]) + (self[2] + self[3]) }
 }

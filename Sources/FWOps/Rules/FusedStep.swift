@@ -99,6 +99,18 @@ enum FusedStep {
         }
     }
 
+    /// u = v (`beta` nil: the sum rules) or u = beta (v - vbar) (the delta
+    /// rules), `[dv]`: the values a step writes, as both step kinds form them.
+    @inline(__always)
+    static func writtenValues(u: UnsafeMutablePointer<Float>, v: UnsafePointer<Float>, vbar: UnsafePointer<Float>?,
+                              beta: Float?, dv: Int) {
+        if let beta, let vbar {
+            for i in 0..<dv { u[i] = beta * (v[i] - vbar[i]) }
+        } else {
+            u.update(from: v, count: dv)
+        }
+    }
+
     /// The write of a step the forward already took, from what it kept:
     /// `P <- a P + k u^T` with u = v (`beta` nil) or u = beta (v - vbar),
     /// computed exactly as `forward` computed them (so P is bit for bit the
@@ -107,11 +119,7 @@ enum FusedStep {
     static func write(state P: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>,
                       k: UnsafePointer<Float>, v: UnsafePointer<Float>, vbar: UnsafePointer<Float>?,
                       beta: Float?, a: Float, dphi: Int, dv: Int) {
-        if let beta, let vbar {
-            for i in 0..<dv { u[i] = beta * (v[i] - vbar[i]) }
-        } else {
-            u.update(from: v, count: dv)
-        }
+        writtenValues(u: u, v: v, vbar: vbar, beta: beta, dv: dv)
         var c = 0
         while c + 16 <= dv { writeColumns(P + c, k, SIMD16.load(u + c), SIMD16(repeating: a), a != 1, dphi, dv); c += 16 }
         while c + 4 <= dv { writeColumns(P + c, k, SIMD4.load(u + c), SIMD4(repeating: a), a != 1, dphi, dv); c += 4 }
