@@ -23,6 +23,8 @@ struct BenchCommand: ParsableCommand {
     var dims: String?
     @Option(help: "With --rules: only the rows of these algorithms, recurrent and/or chunked (default both).")
     var algos: String?
+    @Option(help: "With --lm-step: only the training-step rows of these mixers, e.g. softmax,linear (default all).")
+    var mixers: String?
 
     func run() throws {
         try SizeLimits.check(T, in: 1...Self.maxT, "--T")
@@ -33,6 +35,8 @@ struct BenchCommand: ParsableCommand {
         if quick && (lmStep || rules != nil || oneSequence) {
             throw FWError.invalidArgument("--quick cannot be combined with \(lmStep ? "--lm-step" : oneSequence ? "--one-sequence" : "--rules")")
         }
+        if mixers != nil && !lmStep { throw FWError.invalidArgument("--mixers needs --lm-step") }
+        let stepMixers = try mixers.map { try Self.parseMixers($0) } ?? LanguageModelMixer.allCases
         // The largest rows (B = 4, H = 8, d = 128): inputs, outputs, gradients and the op's own buffers.
         try MemoryBudget.check(MemoryBudget.floats(4 * 8 * Double(T) * 128 * 24), "fwp bench at --T \(T)")
         // Every destination is checked before the first benchmark runs.
@@ -100,7 +104,7 @@ struct BenchCommand: ParsableCommand {
             try measureOps(into: &rows, peak: peak, threads: threads)
         }
         if lmStep || (!decode && !quick && !oneSequence) {
-            let stepCases = LanguageModelStepBenchmarks.standardCases()
+            let stepCases = LanguageModelStepBenchmarks.standardCases().filter { stepMixers.contains($0.mixer) }
             for (i, c) in stepCases.enumerated() {
                 let row = try LanguageModelStepBenchmarks.run(c, peak: peak(c.modelSize))
                 log(String(format: "[%d/%d] LM training step %@: %.0f tokens/s, %.1f GFLOP/s", i + 1, stepCases.count, row.algo,
@@ -166,6 +170,18 @@ struct BenchCommand: ParsableCommand {
                        row.op, row.T, row.tokens_per_s, row.gflops))
             rows.append(row)
         }
+    }
+
+    /// The mixers of `--mixers a,b`, by their `fwp train lm --mixer` names.
+    static func parseMixers(_ text: String) throws -> [LanguageModelMixer] {
+        let names = LanguageModelMixer.allCases.map(\.rawValue).joined(separator: ", ")
+        let chosen = try text.split(separator: ",", omittingEmptySubsequences: false).map { part -> LanguageModelMixer in
+            guard let m = LanguageModelMixer(rawValue: String(part)) else {
+                throw FWError.invalidArgument("unknown mixer '\(part)' in --mixers (\(names))")
+            }
+            return m
+        }
+        return chosen
     }
 
     private func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
