@@ -36,7 +36,7 @@ struct BenchCommand: ParsableCommand {
             throw FWError.invalidArgument("--quick cannot be combined with \(lmStep ? "--lm-step" : oneSequence ? "--one-sequence" : "--rules")")
         }
         if mixers != nil && !lmStep { throw FWError.invalidArgument("--mixers needs --lm-step") }
-        let stepMixers = try mixers.map { try Self.parseMixers($0) } ?? LanguageModelMixer.allCases
+        let stepMixers = try mixers.map { try $0.split(separator: ",", omittingEmptySubsequences: false).map { try LanguageModelMixer(parsing: String($0)) } } ?? LanguageModelMixer.allCases
         // The largest rows (B = 4, H = 8, d = 128): inputs, outputs, gradients and the op's own buffers.
         try MemoryBudget.check(MemoryBudget.floats(4 * 8 * Double(T) * 128 * 24), "fwp bench at --T \(T)")
         // Every destination is checked before the first benchmark runs.
@@ -170,18 +170,6 @@ struct BenchCommand: ParsableCommand {
                        row.op, row.T, row.tokens_per_s, row.gflops))
             rows.append(row)
         }
-    }
-
-    /// The mixers of `--mixers a,b`, by their `fwp train lm --mixer` names.
-    static func parseMixers(_ text: String) throws -> [LanguageModelMixer] {
-        let names = LanguageModelMixer.allCases.map(\.rawValue).joined(separator: ", ")
-        let chosen = try text.split(separator: ",", omittingEmptySubsequences: false).map { part -> LanguageModelMixer in
-            guard let m = LanguageModelMixer(rawValue: String(part)) else {
-                throw FWError.invalidArgument("unknown mixer '\(part)' in --mixers (\(names))")
-            }
-            return m
-        }
-        return chosen
     }
 
     private func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
