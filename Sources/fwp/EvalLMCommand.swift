@@ -55,6 +55,9 @@ struct EvalLMCommand: ParsableCommand {
     @Option(help: "The text folder (default: the one the run trained on).") var data: String?
     @Option(help: "Bytes per window or segment (default: the trained context).") var context: Int?
     @Flag(help: "Evaluate the current parameters instead of the best ones.") var current = false
+    @Option(help: ArgumentHelp("Also report the bpc of every block of this many bytes, in text order (a multiple of the context).",
+                               discussion: "How the loss depends on the position in the split: with --carry-state, on the age of the carried state."))
+    var blocks: Int?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() throws {
@@ -68,16 +71,40 @@ struct EvalLMCommand: ParsableCommand {
         let mode: LanguageModelRunConfig.ContextMode = carryState ? .carry : (truncated ? .truncated : run.mode)
         let corpus = try TextCorpus.load(data ?? run.data)
         let text = split == "test" ? corpus.test.bytes : corpus.valid.bytes
-        let r = try LanguageModelEvaluation.evaluate(loaded.model, store: loaded.store, text: text[...], context: T, mode: mode)
+        if let blocks {
+            try SizeLimits.check(blocks, in: 1...SizeLimits.maxExtent, "--blocks")
+            guard blocks % T == 0 else {
+                throw FWError.invalidArgument("--blocks \(blocks) must be a multiple of the context \(T)")
+            }
+        }
+        var blockSums: [(loss: Double, count: Int)] = []
+        let r = try LanguageModelEvaluation.evaluate(loaded.model, store: loaded.store, text: text[...], context: T, mode: mode,
+                                                     alignment: blocks) { offset, loss, count in
+            guard let blocks else { return }
+            let b = offset / blocks
+            while blockSums.count <= b { blockSums.append((0, 0)) }
+            blockSums[b].loss += loss
+            blockSums[b].count += count
+        }
+        let blockBPC = blockSums.map { $0.count > 0 ? $0.loss / Double($0.count) / log(2.0) : Double.nan }
         if json {
-            let out: [String: Any] = ["mixer": run.model.mixer.rawValue, "split": split, "mode": mode.rawValue, "context": T,
+            var out: [String: Any] = ["mixer": run.model.mixer.rawValue, "split": split, "mode": mode.rawValue, "context": T,
                                       "parameters": loaded.which, "step": loaded.saved.progress.step, "bpc": r.bpc,
                                       "loss_nats": r.loss, "bytes_scored": r.count]
+            if let blocks {
+                out["block_bytes"] = blocks
+                out["block_bpc"] = blockBPC
+            }
             print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "%@ (%@ parameters, step %d): %@ %.4f bpc over %d bytes (%@, context %d)",
                          run.model.mixer.rawValue, loaded.which, loaded.saved.progress.step, split, r.bpc, r.count,
                          mode == .carry ? "fast weights carried" : "truncated windows", T))
+            if let blocks {
+                for (i, bpc) in blockBPC.enumerated() {
+                    print(String(format: "  bytes %d..<%d: %.4f bpc", i * blocks, min((i + 1) * blocks, text.count - 1), bpc))
+                }
+            }
         }
     }
 }

@@ -11,10 +11,11 @@ final class CharLanguageModelGradientTests: XCTestCase {
     let (B, T) = (2, 3)
 
     private func makeModel(_ mixer: LanguageModelMixer, tied: Bool, positionalEncoding: Bool,
+                           normalization: FeatureNormalization?,
                            store: inout ParameterStore, rng: inout SeededRNG) throws -> CharLanguageModel {
         let config = LanguageModelConfig(mixer: mixer, layers: 2, modelSize: 4, heads: 2, feedForwardSize: 6,
                                          dropout: 0.25, tiedEmbeddings: tied, favorFeatures: 3, dpfpOrder: 2,
-                                         positionalEncoding: positionalEncoding)
+                                         positionalEncoding: positionalEncoding, normalization: normalization)
         let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
         // Non-trivial gains, biases and head bias; larger projections so the fast weights matter.
         for s in store.slices {
@@ -46,10 +47,13 @@ final class CharLanguageModelGradientTests: XCTestCase {
         return Array(Set(indices)).sorted()
     }
 
-    private func check(_ mixer: LanguageModelMixer, tied: Bool, positionalEncoding: Bool = false, seed: UInt64) throws {
+    private func check(_ mixer: LanguageModelMixer, tied: Bool, positionalEncoding: Bool = false,
+                       normalization: FeatureNormalization? = nil, seed: UInt64) throws {
         var rng = SeededRNG(seed: seed)
         var store = ParameterStore()
-        let model = try makeModel(mixer, tied: tied, positionalEncoding: positionalEncoding, store: &store, rng: &rng)
+        let model = try makeModel(mixer, tied: tied, positionalEncoding: positionalEncoding, normalization: normalization,
+                                  store: &store, rng: &rng)
+        XCTAssertEqual(model.config.featureNormalization, normalization ?? mixer.normalization)
         XCTAssertEqual(store.count, model.config.parameterCount)
         let alphabet: [Int32] = [97, 98, 99, 32, 10, 200]         // repeated rows of E
         func bytes(_ n: Int) -> [Int32] { (0..<n).map { _ in alphabet[Int(rng.next() % 6)] } }
@@ -103,6 +107,10 @@ final class CharLanguageModelGradientTests: XCTestCase {
     func testSoftmax() throws { try check(.softmax, tied: true, positionalEncoding: true, seed: 1) }
     func testLinear() throws { try check(.linear, tied: true, seed: 2) }
     func testDelta() throws { try check(.delta, tied: false, seed: 3) }
+    /// The delta rule with l2-normalised features in place of sum (`--normalization l2`).
+    func testDeltaWithL2() throws { try check(.delta, tied: true, normalization: .l2, seed: 31) }
+    /// The linear transformer's sum rule with sum-normalised features and its denominator.
+    func testLinearWithSum() throws { try check(.linear, tied: false, normalization: .sum, seed: 32) }
     func testDPFPSum() throws { try check(.dpfpSum, tied: true, positionalEncoding: true, seed: 4) }
     func testDPFPDelta() throws { try check(.dpfpDelta, tied: true, seed: 5) }
     func testFavorSum() throws { try check(.favorSum, tied: false, seed: 6) }

@@ -36,6 +36,10 @@ final class LanguageModelConfigTests: XCTestCase {
              "LanguageModelConfig: 4 layers of modelSize 500000000 and feedForwardSize 2000000000 would have 1.2000001e+19 parameters, more than 2^53")
         with({ $0.mixer = .gatedDeltaNet; $0.modelSize = 500_000_000; $0.heads = 2; $0.feedForwardSize = 2 },
              "LanguageModelConfig: the gated-deltanet projection of 3000000004 columns (H dv = 1000000000) exceeds 2147483647, the largest size OpenBLAS takes")
+        with({ $0.mixer = .softmax; $0.normalization = .l2 },
+             "LanguageModelConfig: normalization l2 is for the fast weight mixers linear, delta, dpfp-*, favor-*; softmax has its own")
+        with({ $0.mixer = .deltaNet; $0.normalization = .sum },
+             "LanguageModelConfig: normalization sum is for the fast weight mixers linear, delta, dpfp-*, favor-*; deltanet has its own")
         for (c, expected) in cases {
             let m = message(c)
             XCTAssertEqual(m, expected)
@@ -66,6 +70,19 @@ final class LanguageModelConfigTests: XCTestCase {
         XCTAssertEqual(minimal, expected)
         XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(#"{"mixer": "lstm"}"#.utf8)))
         XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(#"{"layers": 2}"#.utf8)))
+        // The normalisation override: its spelling, absent when unset (older files read as before).
+        XCTAssertFalse(text.contains("normalization"), text)
+        var l2 = LanguageModelConfig(mixer: .delta)
+        l2.normalization = .l2
+        let l2Text = String(decoding: try JSONEncoder().encode(l2), as: UTF8.self)
+        XCTAssertTrue(l2Text.contains("\"normalization\":\"l2\""), l2Text)
+        XCTAssertEqual(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(l2Text.utf8)), l2)
+        XCTAssertEqual(l2.featureNormalization, .l2)
+        XCTAssertEqual(LanguageModelConfig(mixer: .delta).featureNormalization, .sum)
+        XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self,
+                                                      from: Data(#"{"mixer": "delta", "normalization": "max"}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("unknown normalisation 'max'"), "\($0)")
+        }
     }
 
     func testParameterCountMatchesTheStoreAndNames() throws {

@@ -48,6 +48,27 @@ final class LanguageModelCommandTests: XCTestCase {
         // Carried over the whole split: every byte but the first scored.
         let carried = try cli.run(["eval", "lm", "--checkpoint", "run/checkpoint.safetensors", "--carry-state", "--json"])
         XCTAssertEqual(carried.status, 0, carried.err)
+        // --blocks: the bpc by position; the blocks' bytes add up to the whole split's score.
+        let carriedResult = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(carried.out.utf8)) as? [String: Any])
+        for flags in [["--carry-state"], ["--truncated"]] {
+            let b = try cli.run(["eval", "lm", "--checkpoint", "run", "--context", "8", "--blocks", "40", "--json"] + flags)
+            XCTAssertEqual(b.status, 0, b.err)
+            let blocked = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(b.out.utf8)) as? [String: Any])
+            let perBlock = try XCTUnwrap(blocked["block_bpc"] as? [Double])
+            let scored = try XCTUnwrap(blocked["bytes_scored"] as? Int)
+            XCTAssertEqual(perBlock.count, (scored + 39) / 40, "\(flags)")
+            // The mean of the blocks weighted by their bytes is the whole bpc.
+            let weights = perBlock.indices.map { Double(min(40, scored - 40 * $0)) }
+            let mean = zip(perBlock, weights).map { $0 * $1 }.reduce(0, +) / Double(scored)
+            XCTAssertEqual(mean, try XCTUnwrap(blocked["bpc"] as? Double), accuracy: 1e-9, "\(flags)")
+            if flags == ["--carry-state"] {
+                // Carried in segments of 8 is the same recurrence as the run's context.
+                XCTAssertEqual(try XCTUnwrap(blocked["bpc"] as? Double), try XCTUnwrap(carriedResult["bpc"] as? Double), accuracy: 1e-4)
+            }
+        }
+        try assertFails(["eval", "lm", "--checkpoint", "run", "--context", "8", "--blocks", "12"], mentioning: "--blocks 12 must be a multiple of the context 8")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "delta", "--normalization", "max"] + tiny, mentioning: "--normalization: unknown normalisation 'max'")
+        try assertFails(["train", "lm", "--data", "data", "--mixer", "softmax", "--normalization", "l2"] + tiny, mentioning: "softmax has its own")
 
         // Resume to 9 steps in a second process = 9 steps straight (with a
         // schedule that does not depend on --steps: the cosine decays to 1x).

@@ -92,7 +92,7 @@ public struct LanguageModelBlock: Sendable {
             mixer = .deltaNet(try DeltaNetLayer(dn, name: "\(name).mix", store: &store, rng: &rng))
         } else if let rule = mix.rule, let map = config.featureMap {
             mixer = .fastWeights(try CarriedFastWeightLayer(
-                modelSize: D, heads: config.heads, rule: rule, featureMap: map, normalization: mix.normalization,
+                modelSize: D, heads: config.heads, rule: rule, featureMap: map, normalization: config.featureNormalization,
                 denominator: mix.usesDenominator, outputScale: config.attentionOutputScale,
                 name: "\(name).mix", store: &store, rng: &rng))
         } else {

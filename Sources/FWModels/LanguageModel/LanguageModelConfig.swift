@@ -41,6 +41,11 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     /// Whether the sinusoidal positional encoding is added to the embeddings
     /// (positions count from the start of the stream, carried across segments).
     public var positionalEncoding: Bool
+    /// n on phi(q) and phi(k) in place of the mixer's own (`mixer.normalization`:
+    /// sum for the delta rules, none for the sum rules); nil keeps the mixer's.
+    /// For the six fast weight mixers of the paper only (e.g. `delta` with `l2`,
+    /// the delta rule whose writes replace a value along a unit-length key).
+    public var normalization: FeatureNormalization?
 
     /// A configuration; call `validate()` (the model's init does).
     /// Defaults follow the paper's small WikiText-103 setting where it
@@ -49,7 +54,8 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     /// runs), with 4 blocks of F 512.
     public init(mixer: LanguageModelMixer, layers: Int = 4, modelSize: Int = 128, heads: Int = 8,
                 feedForwardSize: Int = 512, dropout: Double = 0.1, tiedEmbeddings: Bool = true,
-                favorFeatures: Int = 16, dpfpOrder: Int = 2, positionalEncoding: Bool = false) {
+                favorFeatures: Int = 16, dpfpOrder: Int = 2, positionalEncoding: Bool = false,
+                normalization: FeatureNormalization? = nil) {
         self.mixer = mixer
         self.layers = layers
         self.modelSize = modelSize
@@ -60,11 +66,12 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         self.favorFeatures = favorFeatures
         self.dpfpOrder = dpfpOrder
         self.positionalEncoding = positionalEncoding
+        self.normalization = normalization
     }
 
     private enum CodingKeys: String, CodingKey {
         case mixer, layers, modelSize, heads, feedForwardSize, dropout, tiedEmbeddings,
-             favorFeatures, dpfpOrder, positionalEncoding
+             favorFeatures, dpfpOrder, positionalEncoding, normalization
     }
 
     /// Decodes a configuration; every key but `mixer` may be missing (then
@@ -82,6 +89,29 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         favorFeatures = try c.decodeIfPresent(Int.self, forKey: .favorFeatures) ?? d.favorFeatures
         dpfpOrder = try c.decodeIfPresent(Int.self, forKey: .dpfpOrder) ?? d.dpfpOrder
         positionalEncoding = try c.decodeIfPresent(Bool.self, forKey: .positionalEncoding) ?? d.positionalEncoding
+        if let text = try c.decodeIfPresent(String.self, forKey: .normalization) {
+            do {
+                normalization = try FeatureNormalization(parsing: text)
+            } catch let FWError.invalidArgument(message) {
+                throw DecodingError.dataCorruptedError(forKey: .normalization, in: c, debugDescription: message)
+            }
+        }
+    }
+
+    /// Encodes every field; `normalization` as its spelling, and only when set.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mixer, forKey: .mixer)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(modelSize, forKey: .modelSize)
+        try c.encode(heads, forKey: .heads)
+        try c.encode(feedForwardSize, forKey: .feedForwardSize)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encode(tiedEmbeddings, forKey: .tiedEmbeddings)
+        try c.encode(favorFeatures, forKey: .favorFeatures)
+        try c.encode(dpfpOrder, forKey: .dpfpOrder)
+        try c.encode(positionalEncoding, forKey: .positionalEncoding)
+        try c.encodeIfPresent(normalization?.description, forKey: .normalization)
     }
 
     // MARK: derived sizes
@@ -91,6 +121,9 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
 
     /// phi of the fast-weight mixers (nil for softmax).
     public var featureMap: FeatureMap? { mixer.featureMap(dpfpOrder: dpfpOrder, favorFeatures: favorFeatures) }
+
+    /// n on phi(q) and phi(k): `normalization` when set, else the mixer's own.
+    public var featureNormalization: FeatureNormalization { normalization ?? mixer.normalization }
 
     /// Dphi, the size of phi(k) (0 for softmax).
     public var featureSize: Int { featureMap?.outputSize(inputSize: headSize) ?? 0 }
@@ -194,6 +227,16 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
                 try map.validate(inputSize: headSize)
             } catch let FWError.invalidArgument(message) {
                 throw FWError.invalidArgument("LanguageModelConfig: \(message) (head size = modelSize / heads)")
+            }
+        }
+        if let n = normalization {
+            guard let map = featureMap, !mixer.isDeltaNet else {
+                throw FWError.invalidArgument("LanguageModelConfig: normalization \(n) is for the fast weight mixers linear, delta, dpfp-*, favor-*; \(mixer.rawValue) has its own")
+            }
+            do {
+                try FeatureNormalization.validate(map: map, normalization: n)
+            } catch let FWError.invalidArgument(message) {
+                throw FWError.invalidArgument("LanguageModelConfig: \(message)")
             }
         }
     }

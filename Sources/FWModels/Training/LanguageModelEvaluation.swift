@@ -31,10 +31,18 @@ public enum LanguageModelEvaluation {
     }
 
     /// Scores `text` (at least 2 bytes) with `model` and the parameters in `store`.
+    ///
+    /// `scored`, when given, is called after every forward with the offset in
+    /// `text` of its first input byte, the loss sum (nats) and the count of
+    /// what it scored, in text order: the loss by position in the text. With
+    /// `alignment` A (a multiple of `context`), no batch of truncated windows
+    /// crosses a multiple of A bytes, so the calls can be summed into blocks of A.
     /// - Throws: `FWError.invalidArgument` for a text too short or `carry` with
     ///   a mixer that has no state; `FWError.nonFinite` for a non-finite loss.
     public static func evaluate(_ model: CharLanguageModel, store: ParameterStore, text: ArraySlice<UInt8>,
-                                context: Int, mode: LanguageModelRunConfig.ContextMode, batch: Int = 16) throws -> Result {
+                                context: Int, mode: LanguageModelRunConfig.ContextMode, batch: Int = 16,
+                                alignment: Int? = nil,
+                                scored: ((_ offset: Int, _ lossSum: Double, _ count: Int) -> Void)? = nil) throws -> Result {
         guard text.count >= 2 else { throw FWError.invalidArgument("cannot score a text of \(text.count) bytes (need 2)") }
         let bytes = Array(text)
         var lossSum = 0.0, count = 0
@@ -44,8 +52,12 @@ public enum LanguageModelEvaluation {
             let windows = (bytes.count - 1 + context - 1) / context
             var w = 0
             while w < windows {
-                // Full windows go in batches; the last, shorter one alone.
-                let full = min(batch, (bytes.count - 1) / context - w)
+                // Full windows go in batches (within one block of `alignment`); the last, shorter one alone.
+                var full = min(batch, (bytes.count - 1) / context - w)
+                if let a = alignment, a >= context {
+                    let perBlock = a / context
+                    full = min(full, perBlock - w % perBlock)
+                }
                 let rows = full > 0 ? full : 1
                 let T = full > 0 ? context : bytes.count - 1 - w * context
                 var tokens = [Int32](repeating: 0, count: rows * T), targets = tokens
@@ -59,6 +71,7 @@ public enum LanguageModelEvaluation {
                 let out = try model.evaluate(tokens: tokens, targets: targets, batchSize: rows, state: nil, store: store)
                 lossSum += out.lossSum
                 count += out.count
+                scored?(w * context, out.lossSum, out.count)
                 w += rows
             }
         case .carry:
@@ -74,6 +87,7 @@ public enum LanguageModelEvaluation {
                 let out = try model.evaluate(tokens: tokens, targets: targets, batchSize: 1, state: state, store: store)
                 lossSum += out.lossSum
                 count += out.count
+                scored?(s, out.lossSum, out.count)
                 state = out.state
                 s += T
             }

@@ -165,7 +165,7 @@ public enum LanguageModelReference {
                                        omega: [Double], S0: [Double]?, z0: [Double]?, B: Int, T: Int)
         -> (y: [Double], S: [Double], z: [Double]) {
         let (D, H, dk) = (c.modelSize, c.heads, c.headSize)
-        let map = c.featureMap!, norm = c.mixer.normalization, dphi = c.featureSize
+        let map = c.featureMap!, norm = c.featureNormalization, dphi = c.featureSize
         let delta = c.mixer.rule == .delta, den = c.mixer.usesDenominator
         let P = 3 * D + (delta ? H : 0)
         let scale = 1 / Double(dk).squareRoot()
