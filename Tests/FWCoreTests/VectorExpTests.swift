@@ -69,4 +69,47 @@ final class VectorExpTests: XCTestCase {
             XCTAssertEqual(Double(sum), exact.reduce(0, +), accuracy: 1e-6 * Double(n), "n = \(n)")
         }
     }
+
+    /// elu1, its backward, logistic, silu and silu's backward over buffers of
+    /// every tail length, against Double: relative error a few ulp, the
+    /// ends (|x| up to 100, where exp under- and overflows) finite, and
+    /// nothing written past the buffer.
+    func testActivationsAgainstDouble() {
+        func logistic(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+        let maps: [(String, (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void,
+                    (Double, Double) -> Double)] = [
+            ("elu1", { o, x, _, n in VectorExp.elu1(out: o, x: x, count: n) }, { x, _ in x > 0 ? x + 1 : Foundation.exp(x) }),
+            ("elu1Backward", { o, x, g, n in VectorExp.elu1Backward(dx: o, g: g, x: x, count: n) },
+             { x, g in x > 0 ? g : g * Foundation.exp(x) }),
+            ("logistic", { o, x, _, n in VectorExp.logistic(out: o, x: x, count: n) }, { x, _ in logistic(x) }),
+            ("silu", { o, x, _, n in VectorExp.silu(out: o, x: x, count: n) }, { x, _ in x * logistic(x) }),
+            ("siluBackward", { o, x, g, n in VectorExp.siluBackward(dx: o, g: g, x: x, count: n) },
+             { x, g in let s = logistic(x); return g * s * (1 + x * (1 - s)) }),
+        ]
+        var rng = SeededRNG(seed: 5)
+        for (name, f, exact) in maps {
+            var worst = 0.0
+            for n in 1...41 {
+                var x = (0..<n).map { _ in Float(rng.uniformDouble() * 24 - 12) }
+                if n == 41 { x[0] = 100; x[1] = -100; x[2] = 0; x[3] = -0.0; x[4] = 88; x[5] = -88 }
+                let g = (0..<n).map { _ in Float(rng.uniformDouble() * 2 - 1) }
+                var out = [Float](repeating: -7, count: n + 3)
+                x.withUnsafeBufferPointer { xb in
+                    g.withUnsafeBufferPointer { gb in
+                        out.withUnsafeMutableBufferPointer { ob in f(ob.baseAddress!, xb.baseAddress!, gb.baseAddress!, n) }
+                    }
+                }
+                XCTAssertEqual(Array(out[n...]), [-7, -7, -7], "\(name) n = \(n): nothing written past the buffer")
+                for i in 0..<n {
+                    let e = exact(Double(x[i]), Double(g[i]))
+                    XCTAssertTrue(out[i].isFinite, "\(name)(\(x[i])) = \(out[i])")
+                    // Relative to the value, with an absolute floor for values near 0 (silu' crosses 0).
+                    let err = abs(Double(out[i]) - e) / max(abs(e), 1e-6)
+                    worst = max(worst, err)
+                    XCTAssertLessThanOrEqual(err, 4e-6, "\(name)(\(x[i]), g \(g[i])) = \(out[i]) vs \(e)")
+                }
+            }
+            print("  \(name): worst relative error \(worst)")
+        }
+    }
 }

@@ -51,7 +51,7 @@ extension CarriedFastWeightLayer {
             if beta != nil {
                 beta!.withUnsafeMutableBufferPointer { bp in
                     AttentionHeads.gather(bp.baseAddress!, from: rows, width: P, column: 3 * H * dk, B: B, H: H, T: T, d: 1)
-                    for i in 0..<bp.count { bp[i] = ActivationFunction.logistic(bp[i]) }
+                    VectorExp.logistic(out: bp.baseAddress!, x: bp.baseAddress!, count: bp.count)
                 }
             }
         }

@@ -191,9 +191,9 @@ enum StreamKernels {
         case .identity:
             out.update(from: x, count: d)
         case .silu:
-            for i in 0..<d { let xi = x[i]; out[i] = xi / (1 + expf(-xi)) }
+            VectorExp.silu(out: out, x: x, count: d)
         case .elu1:
-            for i in 0..<d { let xi = x[i]; out[i] = xi > 0 ? xi + 1 : expf(xi) }
+            VectorExp.elu1(out: out, x: x, count: d)
         case let .dpfp(order):
             // r = relu([x, -x]); block j = r * r rolled right by j + 1.
             let width = 2 * d, r = scratch

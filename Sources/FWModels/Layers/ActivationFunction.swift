@@ -24,7 +24,7 @@ public enum ActivationFunction: String, Sendable, Equatable, CaseIterable {
         case .tanh:
             for i in 0..<count { out[i] = Glibc.tanhf(inp[i]) }
         case .sigmoid:
-            for i in 0..<count { out[i] = ActivationFunction.logistic(inp[i]) }
+            VectorExp.logistic(out: out, x: inp, count: count)
         }
     }
 
@@ -49,12 +49,12 @@ public enum ActivationFunction: String, Sendable, Equatable, CaseIterable {
         }
     }
 
-    /// The logistic function, without overflow for large `|x|`.
+    /// The logistic function, without overflow for large `|x|`: the same
+    /// bits as the buffer form `VectorExp.logistic` (0 below x = -87.3, where
+    /// the exact value is subnormal).
     @inlinable
     public static func logistic(_ x: Float) -> Float {
-        if x >= 0 { return 1 / (1 + Glibc.expf(-x)) }
-        let e = Glibc.expf(x)
-        return e / (1 + e)
+        VectorExp.logistic(VectorExp.Lanes(repeating: x))[0]
     }
 
     /// `f(x)` elementwise, any shape.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FWCore
 
 /// The softmax of one row of scores, in place, and its backward: shared by
 /// the attention layers (a causal row is its first i + 1 entries).
@@ -13,14 +14,8 @@ enum RowSoftmax {
     /// `row[0..<n]` = softmax(`row[0..<n]`), `n >= 1`.
     static func forward(_ row: UnsafeMutablePointer<Float>, count n: Int) {
         precondition(n >= 1, "RowSoftmax.forward: empty row")
-        var m = row[0]
-        for j in 1..<n { m = max(m, row[j]) }
-        var sum: Float = 0
-        for j in 0..<n {
-            let e = expf(row[j] - m)
-            row[j] = e
-            sum += e
-        }
+        let m = VectorExp.max(row, count: n)
+        let sum = VectorExp.expSum(row, minus: m, into: row, count: n)
         let inv = 1 / sum
         for j in 0..<n { row[j] *= inv }
     }

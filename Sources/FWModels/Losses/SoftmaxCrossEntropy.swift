@@ -34,12 +34,7 @@ public enum SoftmaxCrossEntropy {
             for j in 1..<classes where z[j] > z[best] { best = j }
             if best == t { correct += 1 }
             let zmax = z[best]
-            var sum: Float = 0
-            for j in 0..<classes {
-                let e = expf(z[j] - zmax)
-                p[j] = e
-                sum += e
-            }
+            let sum = VectorExp.expSum(z, minus: zmax, into: p, count: classes)
             let inv = 1 / sum
             for j in 0..<classes { p[j] *= inv }
             // -log p_t = log(sum) - (z_t - zmax): no log of a probability that underflowed.

@@ -54,10 +54,10 @@ extension FeatureMap {
                     normalization.backward(du: g, dout: dy, u: g, out: out + row * dphi, rows: 1, size: dphi)
                 }
                 if self == .silu {
-                    for t in 0..<d { dxr[t] = g[t] * Self.siluDerivative(xr[t]) }
+                    VectorExp.siluBackward(dx: dxr, g: g, x: xr, count: d)
                 } else if self == .elu1 {
                     // d phi_t / d x_t = 1 for x_t > 0, exp(x_t) = phi_t otherwise.
-                    for t in 0..<d { dxr[t] = xr[t] > 0 ? g[t] : g[t] * expf(xr[t]) }
+                    VectorExp.elu1Backward(dx: dxr, g: g, x: xr, count: d)
                 } else if case let .dpfp(order) = self {
                     let width = 2 * d
                     dpfpRelu(r, xr, d: d)

@@ -30,13 +30,10 @@ extension FeatureMap {
             out.update(from: x, count: rows * d)
 
         case .silu:
-            for i in 0..<(rows * d) { out[i] = Self.silu(x[i]) }
+            VectorExp.silu(out: out, x: x, count: rows * d)
 
         case .elu1:
-            for i in 0..<(rows * d) {
-                let xi = x[i]
-                out[i] = xi > 0 ? xi + 1 : expf(xi)
-            }
+            VectorExp.elu1(out: out, x: x, count: rows * d)
 
         case let .dpfp(order):
             precondition(order >= 1 && order <= 2 * d - 1, "FeatureMap.forward: \(self) with d=\(d)")
@@ -118,9 +115,9 @@ extension FeatureMap {
         case .identity:
             phi.update(from: x, count: d)
         case .silu:
-            for t in 0..<d { phi[t] = Self.silu(x[t]) }
+            VectorExp.silu(out: phi, x: x, count: d)
         case .elu1:
-            for t in 0..<d { phi[t] = x[t] > 0 ? x[t] + 1 : expf(x[t]) }
+            VectorExp.elu1(out: phi, x: x, count: d)
         case let .dpfp(order):
             let width = 2 * d
             dpfpRelu(r, x, d: d)
@@ -182,23 +179,5 @@ extension FeatureMap {
     static func withOmegaPointer<R>(_ omega: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let omega else { return body(nil) }
         return omega.withUnsafeBufferPointer { body($0.baseAddress!) }
-    }
-}
-
-extension FeatureMap {
-    /// x sigmoid(x), in a form that neither overflows nor loses the sign:
-    /// x / (1 + exp(-x)) for x >= 0, x exp(x) / (1 + exp(x)) otherwise.
-    @inline(__always)
-    static func silu(_ x: Float) -> Float {
-        if x >= 0 { return x / (1 + expf(-x)) }
-        let e = expf(x)
-        return x * e / (1 + e)
-    }
-
-    /// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x).
-    @inline(__always)
-    static func siluDerivative(_ x: Float) -> Float {
-        let s: Float = x >= 0 ? 1 / (1 + expf(-x)) : { let e = expf(x); return e / (1 + e) }()
-        return s * (1 + x * (1 - s))
     }
 }

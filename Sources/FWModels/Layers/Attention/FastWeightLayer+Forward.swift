@@ -67,7 +67,7 @@ extension FastWeightLayer {
                 if beta != nil {
                     beta!.withUnsafeMutableBufferPointer { bp in
                         AttentionHeads.gather(bp.baseAddress!, from: rows, width: P, column: H * (2 * dk + dv), B: B, H: H, T: T, d: 1)
-                        for i in 0..<bp.count { bp[i] = ActivationFunction.logistic(bp[i]) }
+                        VectorExp.logistic(out: bp.baseAddress!, x: bp.baseAddress!, count: bp.count)
                     }
                 }
             }
