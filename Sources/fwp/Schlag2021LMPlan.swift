@@ -9,9 +9,15 @@ struct Schlag2021LMRowPlan: Equatable, Sendable {
     var mode: LanguageModelRunConfig.ContextMode
     /// Sinusoidal positions added to the embeddings (only the extra softmax row).
     var positionalEncoding = false
+    /// n on phi(q), phi(k) in place of the mixer's own (the l2 rows of the carry diagnosis).
+    var normalization: FeatureNormalization? = nil
 
-    /// The row's folder and config file name under DIR/runs/.
-    var folderName: String { mixer.rawValue + (mode == .truncated ? "" : "-" + mode.rawValue) + (positionalEncoding ? "-pe" : "") }
+    /// The row's folder and config file name under DIR/runs/, e.g. `delta`,
+    /// `delta-carry`, `delta-l2-carry`, `softmax-pe`.
+    var folderName: String {
+        mixer.rawValue + (normalization.map { "-\($0)" } ?? "") + (mode == .truncated ? "" : "-" + mode.rawValue)
+            + (positionalEncoding ? "-pe" : "")
+    }
 }
 
 /// Schlag et al. 2021, section 6.3 (WikiText-103, small config) at CPU
@@ -42,11 +48,19 @@ enum Schlag2021LM {
         // weight mixers are recurrent and need none, but softmax attention then sees positions
         // only through its causal mask. This row gives it sinusoidal positions.
         .init(name: "Transformer (softmax), positions", mixer: .softmax, mode: .truncated, positionalEncoding: true),
+        // Why carrying hurts the paper's Delta Net here (README, "What it shows"): sum-normalised
+        // keys are nearly parallel, so a write erases little along the directions in which keys
+        // differ and a carried state keeps stale content there. The same rule with l2-normalised
+        // keys (and FLA's DeltaNet, whose keys are l2-normalised) can erase what it overwrites.
+        .init(name: "Delta Net, l2 keys", mixer: .delta, mode: .truncated, normalization: .l2),
+        .init(name: "Delta Net, l2 keys, carried", mixer: .delta, mode: .carry, normalization: .l2),
+        .init(name: "DeltaNet (FLA), carried", mixer: .deltaNet, mode: .carry),
     ]
 
     /// The paper's WikiText-103 perplexities (valid, test), small config:
     /// Table 2 (truncated) and Table 4 (carried). nil: no such row in the paper.
     static func paper(_ row: Schlag2021LMRowPlan) -> (valid: Double, test: Double)? {
+        if row.normalization != nil { return nil }   // not the paper's layer
         switch (row.mixer, row.mode) {
         case (.softmax, .truncated): return (33.0, 34.1)   // (the paper's Transformer has positions)
         case (.linear, .truncated): return (37.1, 38.3)
@@ -61,9 +75,11 @@ enum Schlag2021LM {
 
     /// The configuration every row shares (the mixer and mode set per row).
     static func config(mixer: LanguageModelMixer, mode: LanguageModelRunConfig.ContextMode, data: String,
-                       quick: Bool, positionalEncoding: Bool = false) -> LanguageModelRunConfig {
+                       quick: Bool, positionalEncoding: Bool = false,
+                       normalization: FeatureNormalization? = nil) -> LanguageModelRunConfig {
         var m = LanguageModelConfig(mixer: mixer)
         m.positionalEncoding = positionalEncoding
+        m.normalization = normalization
         if quick {
             m.layers = 2; m.modelSize = 64; m.heads = 4; m.feedForwardSize = 256
         } else {

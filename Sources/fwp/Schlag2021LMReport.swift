@@ -77,10 +77,16 @@ struct Schlag2021LMReport {
         }
     }
 
+    /// n on phi(q), phi(k) of a row: its override, else the mixer's own ("-" for softmax).
+    static func normalization(_ row: Schlag2021LMRowPlan) -> String {
+        row.mixer == .softmax ? "-" : (row.normalization ?? row.mixer.normalization).description
+    }
+
     func jsonRows() -> [[String: Any]] {
         rows.map { r in
             var o: [String: Any] = ["model": r.plan.name, "mixer": r.plan.mixer.rawValue, "phi": Self.phi(r.plan.mixer),
-                                    "mode": r.plan.mode.rawValue, "params": r.params, "steps": r.steps, "seconds": r.seconds,
+                                    "mode": r.plan.mode.rawValue,
+                                    "normalization": Self.normalization(r.plan), "params": r.params, "steps": r.steps, "seconds": r.seconds,
                                     "tokens_per_s": r.tokensPerSecond,
                                     "validation_curve": r.curve.filter { $0.1.isFinite }.map { [$0.0, $0.1] }]
             // JSON has no NaN: a diverged row says so instead of a number.

@@ -23,4 +23,23 @@ final class Schlag2021LMReportTests: XCTestCase {
         XCTAssertTrue(report.csv().contains("diverged,diverged"))
         XCTAssertTrue(BPCCurvesSVG(rows: [row], quick: true).render().hasSuffix("</svg>\n"))
     }
+
+    /// The plan: one folder per row; the carry diagnosis rows are the delta rule with
+    /// l2-normalised keys (no paper numbers: not the paper's layer) and FLA's DeltaNet carried.
+    func testPlanRowsAndTheCarryDiagnosis() throws {
+        let names = Schlag2021LM.rows.map(\.folderName)
+        XCTAssertEqual(Set(names).count, names.count, "\(names)")
+        for name in ["delta-l2", "delta-l2-carry", "deltanet-carry", "delta-carry", "softmax-pe"] {
+            XCTAssertTrue(names.contains(name), name)
+        }
+        let l2 = try XCTUnwrap(Schlag2021LM.rows.first { $0.folderName == "delta-l2-carry" })
+        XCTAssertNil(Schlag2021LM.paper(l2))
+        XCTAssertNotNil(Schlag2021LM.paper(try XCTUnwrap(Schlag2021LM.rows.first { $0.folderName == "delta-carry" })))
+        let config = Schlag2021LM.config(mixer: l2.mixer, mode: l2.mode, data: "d", quick: false, normalization: l2.normalization)
+        XCTAssertEqual(config.model.featureNormalization, .l2)
+        XCTAssertEqual(config.mode, .carry)
+        XCTAssertNoThrow(try config.validate())
+        XCTAssertEqual(Schlag2021LMReport.normalization(l2), "l2")
+        XCTAssertEqual(Schlag2021LMReport.normalization(Schlag2021LM.rows[0]), "-")
+    }
 }
