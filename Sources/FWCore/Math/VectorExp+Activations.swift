@@ -16,28 +16,16 @@ extension VectorExp {
     /// `out[i] = elu(x[i]) + 1` for `i < count`; `out` may be `x`.
     @inlinable
     public static func elu1(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-        var i = 0
-        while i < count {
-            let m = Swift.min(8, count - i)
-            let v = load(x + i, count: m)
-            // exp of min(x, 0) only: the positive lanes take x + 1 and never overflow exp.
-            let e = exp(pointwiseMin(v, Lanes(repeating: 0)))
-            store(e.replacing(with: v + 1, where: v .> 0), out + i, count: m)
-            i += 8
-        }
+        // exp of min(x, 0) only: the positive lanes take x + 1 and never overflow exp.
+        map(out: out, x: x, count: count) { v in exp(pointwiseMin(v, Lanes(repeating: 0))).replacing(with: v + 1, where: v .> 0) }
     }
 
     /// `dx[i] = g[i] * elu1'(x[i])` (1 for x > 0, exp(x) otherwise); `dx` may be `g`.
     @inlinable
     public static func elu1Backward(dx: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                     count: Int) {
-        var i = 0
-        while i < count {
-            let m = Swift.min(8, count - i)
-            let v = load(x + i, count: m), gv = load(g + i, count: m)
-            let e = exp(pointwiseMin(v, Lanes(repeating: 0)))
-            store((gv * e).replacing(with: gv, where: v .> 0), dx + i, count: m)
-            i += 8
+        map(out: dx, x: x, g: g, count: count) { v, gv in
+            (gv * exp(pointwiseMin(v, Lanes(repeating: 0)))).replacing(with: gv, where: v .> 0)
         }
     }
 
@@ -52,36 +40,44 @@ extension VectorExp {
     /// `out[i] = 1 / (1 + exp(-x[i]))`; `out` may be `x`.
     @inlinable
     public static func logistic(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-        var i = 0
-        while i < count {
-            let m = Swift.min(8, count - i)
-            store(logistic(load(x + i, count: m)), out + i, count: m)
-            i += 8
-        }
+        map(out: out, x: x, count: count) { logistic($0) }
     }
 
     /// `out[i] = x[i] * logistic(x[i])`; `out` may be `x`.
     @inlinable
     public static func silu(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-        var i = 0
-        while i < count {
-            let m = Swift.min(8, count - i)
-            let v = load(x + i, count: m)
-            store(v * logistic(v), out + i, count: m)
-            i += 8
-        }
+        map(out: out, x: x, count: count) { $0 * logistic($0) }
     }
 
     /// `dx[i] = g[i] * silu'(x[i])`, silu' = s (1 + x (1 - s)), s = logistic(x); `dx` may be `g`.
     @inlinable
     public static func siluBackward(dx: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                     count: Int) {
+        map(out: dx, x: x, g: g, count: count) { v, gv in
+            let s = logistic(v)
+            return gv * (s * (1 + v * (1 - s)))
+        }
+    }
+
+    /// `out[i..<i+8] = f(x[i..<i+8])` over the buffer, the tail in part-filled lanes.
+    @inlinable @inline(__always)
+    static func map(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int, _ f: (Lanes) -> Lanes) {
         var i = 0
         while i < count {
             let m = Swift.min(8, count - i)
-            let v = load(x + i, count: m), gv = load(g + i, count: m)
-            let sv = logistic(v)
-            store(gv * (sv * (1 + v * (1 - sv))), dx + i, count: m)
+            store(f(load(x + i, count: m)), out + i, count: m)
+            i += 8
+        }
+    }
+
+    /// `out[i..<i+8] = f(x[i..<i+8], g[i..<i+8])` over the buffers, the tail in part-filled lanes.
+    @inlinable @inline(__always)
+    static func map(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, g: UnsafePointer<Float>, count: Int,
+                    _ f: (Lanes, Lanes) -> Lanes) {
+        var i = 0
+        while i < count {
+            let m = Swift.min(8, count - i)
+            store(f(load(x + i, count: m), load(g + i, count: m)), out + i, count: m)
             i += 8
         }
     }
