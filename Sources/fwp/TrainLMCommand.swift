@@ -20,6 +20,8 @@ struct LanguageModelRunOptions: ParsableArguments {
     @Option(name: .customLong("favor-features"), help: "FAVOR+ random features m. Default 16.") var favorFeatures: Int?
     @Option(help: "n on phi(q) and phi(k) in place of the mixer's own (sum for the delta rules, none for the sum rules): none, sum or l2.")
     var normalization: String?
+    @Option(help: "phi in place of the mixer's own (elu1, dpfp:N or favor:M): identity, elu1, silu, dpfp:N, favor:M.")
+    var phi: String?
     @Option(help: "Bytes per training segment, T. Default 256.") var context: Int?
     @Option(help: "Segments per step, B. Default 16.") var batch: Int?
     @Option(help: "The run's seed. Default 1.") var seed: UInt64?
@@ -41,7 +43,7 @@ struct LanguageModelRunOptions: ParsableArguments {
     var given: [String] {
         let named: [(String, Bool)] = [("--mixer", mixer != nil), ("--layers", layers != nil), ("--model-size", modelSize != nil),
             ("--heads", heads != nil), ("--feed-forward", feedForward != nil), ("--dropout", dropout != nil), ("--tied", tied), ("--untied", untied),
-            ("--favor-features", favorFeatures != nil), ("--normalization", normalization != nil), ("--context", context != nil), ("--batch", batch != nil),
+            ("--favor-features", favorFeatures != nil), ("--normalization", normalization != nil), ("--phi", phi != nil), ("--context", context != nil), ("--batch", batch != nil),
             ("--seed", seed != nil), ("--lr", lr != nil), ("--warmup", warmup != nil), ("--min-lr-factor", minLRFactor != nil),
             ("--clip", clip != nil), ("--eval-every", evalEvery != nil), ("--eval-bytes", evalBytes != nil),
             ("--carry-state", carryState), ("--streams", streams)]
@@ -71,6 +73,13 @@ struct LanguageModelRunOptions: ParsableArguments {
                 c.normalization = try FeatureNormalization(parsing: normalization)
             } catch let FWError.invalidArgument(message) {
                 throw FWError.invalidArgument("--normalization: \(message)")
+            }
+        }
+        if let phi {
+            do {
+                c.phi = try FeatureMap(parsing: phi)
+            } catch let FWError.invalidArgument(message) {
+                throw FWError.invalidArgument("--phi: \(message)")
             }
         }
         return c

@@ -11,11 +11,11 @@ final class CharLanguageModelGradientTests: XCTestCase {
     let (B, T) = (2, 3)
 
     private func makeModel(_ mixer: LanguageModelMixer, tied: Bool, positionalEncoding: Bool,
-                           normalization: FeatureNormalization?,
+                           normalization: FeatureNormalization?, phi: FeatureMap?,
                            store: inout ParameterStore, rng: inout SeededRNG) throws -> CharLanguageModel {
         let config = LanguageModelConfig(mixer: mixer, layers: 2, modelSize: 4, heads: 2, feedForwardSize: 6,
                                          dropout: 0.25, tiedEmbeddings: tied, favorFeatures: 3, dpfpOrder: 2,
-                                         positionalEncoding: positionalEncoding, normalization: normalization)
+                                         positionalEncoding: positionalEncoding, normalization: normalization, phi: phi)
         let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
         // Non-trivial gains, biases and head bias; larger projections so the fast weights matter.
         for s in store.slices {
@@ -48,11 +48,11 @@ final class CharLanguageModelGradientTests: XCTestCase {
     }
 
     private func check(_ mixer: LanguageModelMixer, tied: Bool, positionalEncoding: Bool = false,
-                       normalization: FeatureNormalization? = nil, seed: UInt64) throws {
+                       normalization: FeatureNormalization? = nil, phi: FeatureMap? = nil, seed: UInt64) throws {
         var rng = SeededRNG(seed: seed)
         var store = ParameterStore()
         let model = try makeModel(mixer, tied: tied, positionalEncoding: positionalEncoding, normalization: normalization,
-                                  store: &store, rng: &rng)
+                                  phi: phi, store: &store, rng: &rng)
         XCTAssertEqual(model.config.featureNormalization, normalization ?? mixer.normalization)
         XCTAssertEqual(store.count, model.config.parameterCount)
         let alphabet: [Int32] = [97, 98, 99, 32, 10, 200]         // repeated rows of E
@@ -111,6 +111,10 @@ final class CharLanguageModelGradientTests: XCTestCase {
     func testDeltaWithL2() throws { try check(.delta, tied: true, normalization: .l2, seed: 31) }
     /// The linear transformer's sum rule with sum-normalised features and its denominator.
     func testLinearWithSum() throws { try check(.linear, tied: false, normalization: .sum, seed: 32) }
+    /// The delta rule on keys of both signs: identity phi, l2 normalisation (`--phi identity --normalization l2`).
+    func testDeltaWithIdentityAndL2() throws { try check(.delta, tied: true, normalization: .l2, phi: .identity, seed: 34) }
+    /// A favor mixer with more features than `favorFeatures` through the phi override.
+    func testFavorDeltaWithPhiOverride() throws { try check(.favorDelta, tied: false, phi: .favor(features: 5), seed: 35) }
     func testDPFPSum() throws { try check(.dpfpSum, tied: true, positionalEncoding: true, seed: 4) }
     func testDPFPDelta() throws { try check(.dpfpDelta, tied: true, seed: 5) }
     func testFavorSum() throws { try check(.favorSum, tied: false, seed: 6) }

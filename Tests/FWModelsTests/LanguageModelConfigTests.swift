@@ -40,6 +40,12 @@ final class LanguageModelConfigTests: XCTestCase {
              "LanguageModelConfig: normalization l2 is for the fast weight mixers linear, delta, dpfp-*, favor-*; softmax has its own")
         with({ $0.mixer = .deltaNet; $0.normalization = .sum },
              "LanguageModelConfig: normalization sum is for the fast weight mixers linear, delta, dpfp-*, favor-*; deltanet has its own")
+        with({ $0.mixer = .gatedDeltaNet; $0.phi = .elu1 },
+             "LanguageModelConfig: phi elu1 is for the fast weight mixers linear, delta, dpfp-*, favor-*; gated-deltanet has its own")
+        with({ $0.phi = .identity },
+             "LanguageModelConfig: normalisation 'sum' needs a feature map with non-negative outputs (elu1, dpfp:N, favor:M), not 'identity'")
+        with({ $0.mixer = .linear; $0.phi = .silu },
+             "LanguageModelConfig: the linear mixer divides by z . q' and needs a non-negative phi, not silu")
         for (c, expected) in cases {
             let m = message(c)
             XCTAssertEqual(m, expected)
@@ -79,6 +85,16 @@ final class LanguageModelConfigTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(l2Text.utf8)), l2)
         XCTAssertEqual(l2.featureNormalization, .l2)
         XCTAssertEqual(LanguageModelConfig(mixer: .delta).featureNormalization, .sum)
+        var both = LanguageModelConfig(mixer: .delta, normalization: .l2, phi: .identity)
+        let bothText = String(decoding: try JSONEncoder().encode(both), as: UTF8.self)
+        XCTAssertTrue(bothText.contains("\"phi\":\"identity\""), bothText)
+        XCTAssertEqual(try JSONDecoder().decode(LanguageModelConfig.self, from: Data(bothText.utf8)), both)
+        XCTAssertEqual(both.featureMap, .identity)
+        XCTAssertNoThrow(try both.validate())
+        both.mixer = .deltaNet   // the DeltaNet mixers keep their own phi
+        XCTAssertEqual(both.featureMap, .identity)
+        XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self,
+                                                      from: Data(#"{"mixer": "delta", "phi": "relu"}"#.utf8)))
         XCTAssertThrowsError(try JSONDecoder().decode(LanguageModelConfig.self,
                                                       from: Data(#"{"mixer": "delta", "normalization": "max"}"#.utf8))) {
             XCTAssertTrue("\($0)".contains("unknown normalisation 'max'"), "\($0)")

@@ -9,13 +9,13 @@ import FWTestSupport
 
 final class LanguageModelStreamTests: XCTestCase {
     private func makeModel(_ mixer: LanguageModelMixer, positionalEncoding: Bool, tied: Bool = true,
-                           normalization: FeatureNormalization? = nil,
+                           normalization: FeatureNormalization? = nil, phi: FeatureMap? = nil,
                            seed: UInt64) throws -> (CharLanguageModel, ParameterStore) {
         var rng = SeededRNG(seed: seed)
         var store = ParameterStore()
         let config = LanguageModelConfig(mixer: mixer, layers: 2, modelSize: 16, heads: 2, feedForwardSize: 24,
                                          dropout: 0.1, tiedEmbeddings: tied, favorFeatures: 5, dpfpOrder: 2,
-                                         positionalEncoding: positionalEncoding, normalization: normalization)
+                                         positionalEncoding: positionalEncoding, normalization: normalization, phi: phi)
         let model = try CharLanguageModel(config: config, store: &store, rng: &rng)
         for s in store.slices where s.name.hasSuffix(".bias") || s.name.hasSuffix("qkv.weight") || s.name.hasSuffix("mix.proj.weight") {
             try store.setTensor(s.name, rng.normalTensor(s.shape, std: s.name.hasSuffix(".bias") ? 0.2 : 0.5))
@@ -46,9 +46,9 @@ final class LanguageModelStreamTests: XCTestCase {
     }
 
     private func checkStream(_ mixer: LanguageModelMixer, positionalEncoding: Bool,
-                             normalization: FeatureNormalization? = nil, seed: UInt64) throws {
+                             normalization: FeatureNormalization? = nil, phi: FeatureMap? = nil, seed: UInt64) throws {
         let (model, store) = try makeModel(mixer, positionalEncoding: positionalEncoding, tied: seed % 2 == 0,
-                                           normalization: normalization, seed: seed)
+                                           normalization: normalization, phi: phi, seed: seed)
         let segment = 20                   // 60 bytes: the one pass crosses chunks of 32
         let tokens = bytes(3 * segment, seed: seed + 100)
         var stream = try LanguageModelStream(model: model, store: store, capacity: 4)    // the softmax cache grows
@@ -94,6 +94,10 @@ final class LanguageModelStreamTests: XCTestCase {
     func testLinear() throws { try checkStream(.linear, positionalEncoding: false, seed: 12) }
     func testDelta() throws { try checkStream(.delta, positionalEncoding: true, seed: 13) }
     func testDeltaWithL2() throws { try checkStream(.delta, positionalEncoding: false, normalization: .l2, seed: 33) }
+    func testDeltaWithIdentityAndL2() throws {
+        try checkStream(.delta, positionalEncoding: false, normalization: .l2, phi: .identity, seed: 34)
+    }
+    func testFavorSumWithPhiOverride() throws { try checkStream(.favorSum, positionalEncoding: false, phi: .favor(features: 9), seed: 35) }
     func testDPFPSum() throws { try checkStream(.dpfpSum, positionalEncoding: false, seed: 14) }
     func testDPFPDelta() throws { try checkStream(.dpfpDelta, positionalEncoding: false, seed: 15) }
     func testFavorSum() throws { try checkStream(.favorSum, positionalEncoding: true, seed: 16) }

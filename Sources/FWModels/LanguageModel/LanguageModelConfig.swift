@@ -46,6 +46,10 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     /// For the six fast weight mixers of the paper only (e.g. `delta` with `l2`,
     /// the delta rule whose writes replace a value along a unit-length key).
     public var normalization: FeatureNormalization?
+    /// phi in place of the mixer's own (`mixer.featureMap`), for the six
+    /// fast weight mixers of the paper; nil keeps the mixer's. E.g. `delta`
+    /// with `identity` and `l2`: keys of both signs on the unit sphere.
+    public var phi: FeatureMap?
 
     /// A configuration; call `validate()` (the model's init does).
     /// Defaults follow the paper's small WikiText-103 setting where it
@@ -55,7 +59,7 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     public init(mixer: LanguageModelMixer, layers: Int = 4, modelSize: Int = 128, heads: Int = 8,
                 feedForwardSize: Int = 512, dropout: Double = 0.1, tiedEmbeddings: Bool = true,
                 favorFeatures: Int = 16, dpfpOrder: Int = 2, positionalEncoding: Bool = false,
-                normalization: FeatureNormalization? = nil) {
+                normalization: FeatureNormalization? = nil, phi: FeatureMap? = nil) {
         self.mixer = mixer
         self.layers = layers
         self.modelSize = modelSize
@@ -67,11 +71,12 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         self.dpfpOrder = dpfpOrder
         self.positionalEncoding = positionalEncoding
         self.normalization = normalization
+        self.phi = phi
     }
 
     private enum CodingKeys: String, CodingKey {
         case mixer, layers, modelSize, heads, feedForwardSize, dropout, tiedEmbeddings,
-             favorFeatures, dpfpOrder, positionalEncoding, normalization
+             favorFeatures, dpfpOrder, positionalEncoding, normalization, phi
     }
 
     /// Decodes a configuration; every key but `mixer` may be missing (then
@@ -89,12 +94,11 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         favorFeatures = try c.decodeIfPresent(Int.self, forKey: .favorFeatures) ?? d.favorFeatures
         dpfpOrder = try c.decodeIfPresent(Int.self, forKey: .dpfpOrder) ?? d.dpfpOrder
         positionalEncoding = try c.decodeIfPresent(Bool.self, forKey: .positionalEncoding) ?? d.positionalEncoding
-        if let text = try c.decodeIfPresent(String.self, forKey: .normalization) {
-            do {
-                normalization = try FeatureNormalization(parsing: text)
-            } catch let FWError.invalidArgument(message) {
-                throw DecodingError.dataCorruptedError(forKey: .normalization, in: c, debugDescription: message)
-            }
+        do {
+            normalization = try c.decodeIfPresent(String.self, forKey: .normalization).map { try FeatureNormalization(parsing: $0) }
+            phi = try c.decodeIfPresent(String.self, forKey: .phi).map { try FeatureMap(parsing: $0) }
+        } catch let FWError.invalidArgument(message) {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: message))
         }
     }
 
@@ -112,6 +116,7 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         try c.encode(dpfpOrder, forKey: .dpfpOrder)
         try c.encode(positionalEncoding, forKey: .positionalEncoding)
         try c.encodeIfPresent(normalization?.description, forKey: .normalization)
+        try c.encodeIfPresent(phi?.description, forKey: .phi)
     }
 
     // MARK: derived sizes
@@ -120,7 +125,10 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     public var headSize: Int { modelSize / max(heads, 1) }
 
     /// phi of the fast-weight mixers (nil for softmax).
-    public var featureMap: FeatureMap? { mixer.featureMap(dpfpOrder: dpfpOrder, favorFeatures: favorFeatures) }
+    public var featureMap: FeatureMap? {
+        guard let own = mixer.featureMap(dpfpOrder: dpfpOrder, favorFeatures: favorFeatures) else { return nil }
+        return mixer.isDeltaNet ? own : (phi ?? own)
+    }
 
     /// n on phi(q) and phi(k): `normalization` when set, else the mixer's own.
     public var featureNormalization: FeatureNormalization { normalization ?? mixer.normalization }
@@ -229,14 +237,19 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
                 throw FWError.invalidArgument("LanguageModelConfig: \(message) (head size = modelSize / heads)")
             }
         }
-        if let n = normalization {
-            guard let map = featureMap, !mixer.isDeltaNet else {
-                throw FWError.invalidArgument("LanguageModelConfig: normalization \(n) is for the fast weight mixers linear, delta, dpfp-*, favor-*; \(mixer.rawValue) has its own")
+        for (name, given) in [("normalization", normalization?.description), ("phi", phi?.description)] {
+            if let given, mixer == .softmax || mixer.isDeltaNet {
+                throw FWError.invalidArgument("LanguageModelConfig: \(name) \(given) is for the fast weight mixers linear, delta, dpfp-*, favor-*; \(mixer.rawValue) has its own")
             }
+        }
+        if normalization != nil || phi != nil, let map = featureMap {
             do {
-                try FeatureNormalization.validate(map: map, normalization: n)
+                try FeatureNormalization.validate(map: map, normalization: featureNormalization)
             } catch let FWError.invalidArgument(message) {
                 throw FWError.invalidArgument("LanguageModelConfig: \(message)")
+            }
+            if mixer.usesDenominator && !map.isNonNegative {
+                throw FWError.invalidArgument("LanguageModelConfig: the \(mixer.rawValue) mixer divides by z . q' and needs a non-negative phi, not \(map)")
             }
         }
     }

@@ -62,7 +62,9 @@ public struct LanguageModelStream: Sendable {
             let heads = max(D, c.heads * c.valueSize), C = c.convStateShape(batch: 1)?[2] ?? 0
             x = 0; u = D; p = 2 * D; o = p + c.projectionSize; m = o + heads; a = m + D
             phiQ = a + F; phiK = phiQ + dphi; scratch = phiK + dphi
-            stats = scratch + max(2 * c.headSize, c.favorFeatures, 1)
+            var favorM = 0
+            if case let .favor(m) = c.featureMap { favorM = m }
+            stats = scratch + max(2 * c.headSize, favorM, 1)
             conv = stats + 2; normed = conv + C; rstd = normed + (C > 0 ? heads : 0); count = rstd + (C > 0 ? c.heads : 0)
         }
     }
