@@ -11,8 +11,9 @@ struct ReproduceSchlag2021LMCommand: ParsableCommand {
         discussion: """
             Trains every row (softmax, linear, delta, dpfp-sum, dpfp-delta, favor-sum, favor-delta, \
             and FLA's deltanet and gated-deltanet, which the paper does not have, truncated; linear \
-            and delta with --carry-state, then the carry diagnosis: delta with l2-normalised keys \
-            truncated and carried, FLA's deltanet carried) at one shared configuration on a text \
+            and delta with --carry-state, then the carry diagnosis: delta with l2-normalised elu1 keys \
+            and with l2-normalised keys of both signs (identity phi), truncated and carried, FLA's \
+            deltanet carried) at one shared configuration on a text \
             folder (--data, default: made with fwp data shakespeare into DIR/data), each in its own \
             single-threaded child process (`fwp train lm --config DIR/runs/<row>.json`; --jobs at \
             once, default one per core) into DIR/runs/<row>/. A finished row is reused, an unfinished \
@@ -50,7 +51,7 @@ struct ReproduceSchlag2021LMCommand: ParsableCommand {
         // Every configuration is checked before anything runs.
         let configs = try plan.map { row -> LanguageModelRunConfig in
             var c = Schlag2021LM.config(mixer: row.mixer, mode: row.mode, data: dataDir, quick: quick,
-                                        positionalEncoding: row.positionalEncoding, normalization: row.normalization)
+                                        positionalEncoding: row.positionalEncoding, normalization: row.normalization, phi: row.phi)
             if let steps { c.maxSteps = steps }
             try c.validate()
             return c

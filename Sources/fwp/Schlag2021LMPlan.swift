@@ -11,12 +11,14 @@ struct Schlag2021LMRowPlan: Equatable, Sendable {
     var positionalEncoding = false
     /// n on phi(q), phi(k) in place of the mixer's own (the l2 rows of the carry diagnosis).
     var normalization: FeatureNormalization? = nil
+    /// phi in place of the mixer's own (the identity rows of the carry diagnosis).
+    var phi: FeatureMap? = nil
 
     /// The row's folder and config file name under DIR/runs/, e.g. `delta`,
-    /// `delta-carry`, `delta-l2-carry`, `softmax-pe`.
+    /// `delta-carry`, `delta-l2-carry`, `delta-identity-l2`, `softmax-pe`.
     var folderName: String {
-        mixer.rawValue + (normalization.map { "-\($0)" } ?? "") + (mode == .truncated ? "" : "-" + mode.rawValue)
-            + (positionalEncoding ? "-pe" : "")
+        mixer.rawValue + (phi.map { "-\($0)" } ?? "") + (normalization.map { "-\($0)" } ?? "")
+            + (mode == .truncated ? "" : "-" + mode.rawValue) + (positionalEncoding ? "-pe" : "")
     }
 }
 
@@ -54,13 +56,15 @@ enum Schlag2021LM {
         // keys (and FLA's DeltaNet, whose keys are l2-normalised) can erase what it overwrites.
         .init(name: "Delta Net, l2 keys", mixer: .delta, mode: .truncated, normalization: .l2),
         .init(name: "Delta Net, l2 keys, carried", mixer: .delta, mode: .carry, normalization: .l2),
+        .init(name: "Delta Net, identity phi, l2 keys", mixer: .delta, mode: .truncated, normalization: .l2, phi: .identity),
+        .init(name: "Delta Net, identity phi, l2 keys, carried", mixer: .delta, mode: .carry, normalization: .l2, phi: .identity),
         .init(name: "DeltaNet (FLA), carried", mixer: .deltaNet, mode: .carry),
     ]
 
     /// The paper's WikiText-103 perplexities (valid, test), small config:
     /// Table 2 (truncated) and Table 4 (carried). nil: no such row in the paper.
     static func paper(_ row: Schlag2021LMRowPlan) -> (valid: Double, test: Double)? {
-        if row.normalization != nil { return nil }   // not the paper's layer
+        if row.normalization != nil || row.phi != nil { return nil }   // not the paper's layer
         switch (row.mixer, row.mode) {
         case (.softmax, .truncated): return (33.0, 34.1)   // (the paper's Transformer has positions)
         case (.linear, .truncated): return (37.1, 38.3)
@@ -76,10 +80,11 @@ enum Schlag2021LM {
     /// The configuration every row shares (the mixer and mode set per row).
     static func config(mixer: LanguageModelMixer, mode: LanguageModelRunConfig.ContextMode, data: String,
                        quick: Bool, positionalEncoding: Bool = false,
-                       normalization: FeatureNormalization? = nil) -> LanguageModelRunConfig {
+                       normalization: FeatureNormalization? = nil, phi: FeatureMap? = nil) -> LanguageModelRunConfig {
         var m = LanguageModelConfig(mixer: mixer)
         m.positionalEncoding = positionalEncoding
         m.normalization = normalization
+        m.phi = phi
         if quick {
             m.layers = 2; m.modelSize = 64; m.heads = 4; m.feedForwardSize = 256
         } else {

@@ -84,7 +84,7 @@ struct Schlag2021LMReport {
 
     func jsonRows() -> [[String: Any]] {
         rows.map { r in
-            var o: [String: Any] = ["model": r.plan.name, "mixer": r.plan.mixer.rawValue, "phi": Self.phi(r.plan.mixer),
+            var o: [String: Any] = ["model": r.plan.name, "mixer": r.plan.mixer.rawValue, "phi": r.plan.phi?.description ?? Self.phi(r.plan.mixer),
                                     "mode": r.plan.mode.rawValue,
                                     "normalization": Self.normalization(r.plan), "params": r.params, "steps": r.steps, "seconds": r.seconds,
                                     "tokens_per_s": r.tokensPerSecond,
@@ -119,7 +119,7 @@ struct Schlag2021LMReport {
         var lines = ["model,mixer,phi,mode,params,valid_bpc,test_bpc,steps,seconds,tokens_per_s"]
         for r in rows {
             let bpc = r.divergedAtStep == nil ? String(format: "%.4f,%.4f", r.validBPC, r.testBPC) : "diverged,diverged"
-            lines.append("\"\(r.plan.name)\",\(r.plan.mixer.rawValue),\(Self.phi(r.plan.mixer)),\(r.plan.mode.rawValue),\(r.params),"
+            lines.append("\"\(r.plan.name)\",\(r.plan.mixer.rawValue),\(r.plan.phi?.description ?? Self.phi(r.plan.mixer)),\(r.plan.mode.rawValue),\(r.params),"
                          + bpc + String(format: ",%d,%.1f,%.0f", r.steps, r.seconds, r.tokensPerSecond))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -29,7 +29,7 @@ final class Schlag2021LMReportTests: XCTestCase {
     func testPlanRowsAndTheCarryDiagnosis() throws {
         let names = Schlag2021LM.rows.map(\.folderName)
         XCTAssertEqual(Set(names).count, names.count, "\(names)")
-        for name in ["delta-l2", "delta-l2-carry", "deltanet-carry", "delta-carry", "softmax-pe"] {
+        for name in ["delta-l2", "delta-l2-carry", "delta-identity-l2", "delta-identity-l2-carry", "deltanet-carry", "delta-carry", "softmax-pe"] {
             XCTAssertTrue(names.contains(name), name)
         }
         let l2 = try XCTUnwrap(Schlag2021LM.rows.first { $0.folderName == "delta-l2-carry" })
