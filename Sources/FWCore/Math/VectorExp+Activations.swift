@@ -17,7 +17,7 @@ extension VectorExp {
     @inlinable
     public static func elu1(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, count: Int) {
         // exp of min(x, 0) only: the positive lanes take x + 1 and never overflow exp.
-        map(out: out, x: x, count: count) { v in exp(pointwiseMin(v, Lanes(repeating: 0))).replacing(with: v + 1, where: v .> 0) }
+        map(out: out, x: x, count: count) { v in exp(v.replacing(with: 0, where: v .> 0)).replacing(with: v + 1, where: v .> 0) }
     }
 
     /// `dx[i] = g[i] * elu1'(x[i])` (1 for x > 0, exp(x) otherwise); `dx` may be `g`.
@@ -25,7 +25,7 @@ extension VectorExp {
     public static func elu1Backward(dx: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                     count: Int) {
         map(out: dx, x: x, g: g, count: count) { v, gv in
-            (gv * exp(pointwiseMin(v, Lanes(repeating: 0)))).replacing(with: gv, where: v .> 0)
+            (gv * exp(v.replacing(with: 0, where: v .> 0))).replacing(with: gv, where: v .> 0)
         }
     }
 

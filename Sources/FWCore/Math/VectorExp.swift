@@ -24,14 +24,25 @@ public enum VectorExp {
     @usableFromInline static let overflow: Float = 88.72283
     /// Below this, exp is below the smallest normal Float; the result is 0.
     @usableFromInline static let underflow: Float = -87.33654
+    /// 1.5 * 2^23: adding it rounds a Float of magnitude below 2^22 to an integer.
+    @usableFromInline static let magic: Float = 12_582_912
+    /// The bit pattern of `magic`.
+    @usableFromInline static let magicBits: Int32 = 0x4B40_0000
 
     /// `exp` of every lane (see the type's doc for the method and accuracy).
     @inlinable @inline(__always)
     public static func exp(_ x: Lanes) -> Lanes {
         // Clamp into the range where 2^n is a normal Float; the ends are fixed below.
-        let xc = x.clamped(lowerBound: Lanes(repeating: underflow), upperBound: Lanes(repeating: overflow))
-        // n = floor(x log2 e + 1/2)
-        let n = (xc * 1.44269504088896341 + 0.5).rounded(.down)
+        // (Selects, not `clamped`: that one is a generic call per vector.)
+        var xc = x.replacing(with: underflow, where: x .< underflow)
+        xc.replace(with: overflow, where: x .> overflow)
+        // n = floor(x log2 e + 1/2), |n| <= 128: rounded to nearest by adding and
+        // subtracting 1.5 * 2^23 (plain arithmetic: the generic SIMD rounding and
+        // Int32 conversions are library calls per lane), then stepped down where
+        // that rounded up.
+        let h = xc * 1.44269504088896341 + 0.5
+        let t = (h + magic) - magic
+        let n = t.replacing(with: t - 1, where: t .> h)
         // r = x - n ln2, in two parts.
         var r = xc - n * 0.693359375
         r = r - n * -2.12194440e-4
@@ -45,9 +56,11 @@ public enum VectorExp {
         let er = (p * (r * r) + r) + 1
         // 2^n: n + 127 in the exponent field. n is in [-126, 128]; 128 (x near
         // the overflow bound) is built as 2^127 * 2.
-        let ni = SIMD8<Int32>(n, rounding: .towardZero)
-        let top = ni .== 128
-        let e = ni.replacing(with: 127, where: top)
+        // (Compared and selected as Floats: integer lane compares compile lane by lane.)
+        let top = n .== 128
+        let nc = n.replacing(with: 127, where: top)
+        // n + 1.5 * 2^23 is exact, and its bits are those of 1.5 * 2^23 plus n.
+        let e = unsafeBitCast(nc + magic, to: SIMD8<Int32>.self) &- magicBits
         let pow2 = unsafeBitCast((e &+ 127) &<< 23, to: Lanes.self)
         var y = er * pow2
         y.replace(with: y * 2, where: top)
@@ -63,11 +76,15 @@ public enum VectorExp {
     public static func exp(_ x: Float) -> Float { exp(Lanes(repeating: x))[0] }
 
     /// Loads up to eight floats from `p` (`count` of them, `1...8`), the rest of the lanes `fill`.
+    /// (A tail is copied into the vector's memory and read once: writing lane by
+    /// lane would reload the vector after every lane, a store-forwarding stall each.)
     @inlinable @inline(__always)
     public static func load(_ p: UnsafePointer<Float>, count: Int, fill: Float = 0) -> Lanes {
         if count >= 8 { return UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
         var v = Lanes(repeating: fill)
-        for i in 0..<count { v[i] = p[i] }
+        withUnsafeMutableBytes(of: &v) { raw in
+            raw.baseAddress!.assumingMemoryBound(to: Float.self).update(from: p, count: count)
+        }
         return v
     }
 
@@ -75,7 +92,9 @@ public enum VectorExp {
     @inlinable @inline(__always)
     public static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, count: Int) {
         if count >= 8 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self); return }
-        for i in 0..<count { p[i] = v[i] }
+        withUnsafeBytes(of: v) { raw in
+            p.update(from: raw.baseAddress!.assumingMemoryBound(to: Float.self), count: count)
+        }
     }
 
     /// `out[i] = exp(x[i] - shift)` for `i < count`, returning the sum of
@@ -88,10 +107,10 @@ public enum VectorExp {
         var i = 0
         while i < count {
             let m = min(8, count - i)
-            let e = exp(load(x + i, count: m) - shift)
+            // Lanes past `count` load -Inf, whose exp is 0: nothing to mask.
+            let e = exp(load(x + i, count: m, fill: -.infinity) - shift)
             store(e, out + i, count: m)
-            // Lanes past `count` hold exp(0 - shift); they are not added.
-            acc += m == 8 ? e : e.replacing(with: 0, where: laneIndex .>= Int32(m))
+            acc += e
             i += 8
         }
         return acc.sum()
@@ -104,12 +123,10 @@ public enum VectorExp {
         var i = 0
         while i < count {
             let c = min(8, count - i)
-            m = pointwiseMax(m, load(x + i, count: c, fill: x[0]))
+            let v = load(x + i, count: c, fill: x[0])
+            m.replace(with: v, where: v .> m)
             i += 8
         }
         return m.max()
     }
-
-    /// 0, 1, ..., 7.
-    @usableFromInline static let laneIndex = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
 }
