@@ -26,10 +26,16 @@ extension FastWeightProgrammer {
     /// 2.4M / 0.56M; from d = 32 on chunked is as fast or faster.) So the
     /// delta, gated sum and gated delta rules run recurrently up to 16 x 16
     /// states (`recurrentMaxStateSize`; 1.2x-1.6x faster there, 2x-4x
-    /// forward), the sum rule always chunked (0.84x at 16 x 16), and every
+    /// forward), the sum rule then always chunked (0.84x at 16 x 16; see below), and every
     /// larger state chunked with C = 32. The gated delta rule's 1.17x at 32 x
     /// 32 is within this machine's run-to-run noise (about +-30%) and is left
     /// to chunked. Timings are at T = 1024; short sequences were not re-measured.
+    ///
+    /// The sum rule moved to `recurrentWhenSmall` too (2026-12-07, AVX2 build,
+    /// Zen 4, `fwp bench --rules sum --dims 16,32`, two rounds, calm machine):
+    /// recurrent / best chunked at d = 16 forward 2.3M-3.5M / 1.4M-1.5M,
+    /// forward+backward 632k-798k / 470k-590k; at d = 32 forward 1.07M-1.31M /
+    /// 0.82M-0.99M, forward+backward 240k-293k / 255k-278k (a tie).
     public static func automaticAlgorithm(rule: FastWeightRule, T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
         rule.kernel.automaticAlgorithm(T: T, dphi: dphi, dv: dv)
     }

@@ -5,6 +5,12 @@ extension SumRule: FastWeightRuleKernel {
     public static var gates: [FWPGate] { [] }
     public static var allowsDenominator: Bool { true }
 
+    /// Recurrent up to `recurrentMaxStateSize` entries (the fused step), else
+    /// chunked: see `FastWeightProgrammer.automaticAlgorithm` for the numbers.
+    public static func automaticAlgorithm(T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
+        FastWeightProgrammer.recurrentWhenSmall(dphi: dphi, dv: dv)
+    }
+
     public static func savedCount(_ algorithm: FWPAlgorithm, _ shape: SequenceShape) -> Int {
         switch algorithm {
         case .recurrent: return recurrentSavedCount(shape)
