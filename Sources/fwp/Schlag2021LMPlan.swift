@@ -14,6 +14,11 @@ struct Schlag2021LMRowPlan: Equatable, Sendable {
     /// phi in place of the mixer's own (the identity rows of the carry diagnosis).
     var phi: FeatureMap? = nil
 
+    /// phi as the report names it: the override, else the mixer's (`Schlag2021LMReport.phi`).
+    var phiName: String { phi?.description ?? Schlag2021LMReport.phi(mixer) }
+    /// n on phi(q), phi(k) as the report names it: the override, else the mixer's ("-" for softmax).
+    var normalizationName: String { mixer == .softmax ? "-" : (normalization ?? mixer.normalization).description }
+
     /// The row's folder and config file name under DIR/runs/, e.g. `delta`,
     /// `delta-carry`, `delta-l2-carry`, `delta-identity-l2`, `softmax-pe`.
     var folderName: String {

@@ -77,16 +77,11 @@ struct Schlag2021LMReport {
         }
     }
 
-    /// n on phi(q), phi(k) of a row: its override, else the mixer's own ("-" for softmax).
-    static func normalization(_ row: Schlag2021LMRowPlan) -> String {
-        row.mixer == .softmax ? "-" : (row.normalization ?? row.mixer.normalization).description
-    }
-
     func jsonRows() -> [[String: Any]] {
         rows.map { r in
-            var o: [String: Any] = ["model": r.plan.name, "mixer": r.plan.mixer.rawValue, "phi": r.plan.phi?.description ?? Self.phi(r.plan.mixer),
+            var o: [String: Any] = ["model": r.plan.name, "mixer": r.plan.mixer.rawValue, "phi": r.plan.phiName,
                                     "mode": r.plan.mode.rawValue,
-                                    "normalization": Self.normalization(r.plan), "params": r.params, "steps": r.steps, "seconds": r.seconds,
+                                    "normalization": r.plan.normalizationName, "params": r.params, "steps": r.steps, "seconds": r.seconds,
                                     "tokens_per_s": r.tokensPerSecond,
                                     "validation_curve": r.curve.filter { $0.1.isFinite }.map { [$0.0, $0.1] }]
             // JSON has no NaN: a diverged row says so instead of a number.
@@ -119,7 +114,7 @@ struct Schlag2021LMReport {
         var lines = ["model,mixer,phi,mode,params,valid_bpc,test_bpc,steps,seconds,tokens_per_s"]
         for r in rows {
             let bpc = r.divergedAtStep == nil ? String(format: "%.4f,%.4f", r.validBPC, r.testBPC) : "diverged,diverged"
-            lines.append("\"\(r.plan.name)\",\(r.plan.mixer.rawValue),\(r.plan.phi?.description ?? Self.phi(r.plan.mixer)),\(r.plan.mode.rawValue),\(r.params),"
+            lines.append("\"\(r.plan.name)\",\(r.plan.mixer.rawValue),\(r.plan.phiName),\(r.plan.mode.rawValue),\(r.params),"
                          + bpc + String(format: ",%d,%.1f,%.0f", r.steps, r.seconds, r.tokensPerSecond))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -68,21 +68,20 @@ struct LanguageModelRunOptions: ParsableArguments {
         if tied { c.tiedEmbeddings = true }
         if untied { c.tiedEmbeddings = false }
         if let favorFeatures { c.favorFeatures = favorFeatures }
-        if let normalization {
-            do {
-                c.normalization = try FeatureNormalization(parsing: normalization)
-            } catch let FWError.invalidArgument(message) {
-                throw FWError.invalidArgument("--normalization: \(message)")
-            }
-        }
-        if let phi {
-            do {
-                c.phi = try FeatureMap(parsing: phi)
-            } catch let FWError.invalidArgument(message) {
-                throw FWError.invalidArgument("--phi: \(message)")
-            }
-        }
+        c.normalization = try Self.parse("--normalization", normalization, FeatureNormalization.init(parsing:))
+        c.phi = try Self.parse("--phi", phi, FeatureMap.init(parsing:))
         return c
+    }
+
+    /// `text` parsed by `parse` (nil when the option was not given), its
+    /// error message prefixed with the option's name.
+    static func parse<T>(_ option: String, _ text: String?, _ parse: (String) throws -> T) throws -> T? {
+        guard let text else { return nil }
+        do {
+            return try parse(text)
+        } catch let FWError.invalidArgument(message) {
+            throw FWError.invalidArgument("\(option): \(message)")
+        }
     }
 
     /// Applies the run options to `c` (not the model's).

@@ -39,7 +39,7 @@ final class Schlag2021LMReportTests: XCTestCase {
         XCTAssertEqual(config.model.featureNormalization, .l2)
         XCTAssertEqual(config.mode, .carry)
         XCTAssertNoThrow(try config.validate())
-        XCTAssertEqual(Schlag2021LMReport.normalization(l2), "l2")
-        XCTAssertEqual(Schlag2021LMReport.normalization(Schlag2021LM.rows[0]), "-")
+        XCTAssertEqual(l2.normalizationName, "l2")
+        XCTAssertEqual(Schlag2021LM.rows[0].normalizationName, "-")
     }
 }

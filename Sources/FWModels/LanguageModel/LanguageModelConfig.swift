@@ -94,29 +94,8 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         favorFeatures = try c.decodeIfPresent(Int.self, forKey: .favorFeatures) ?? d.favorFeatures
         dpfpOrder = try c.decodeIfPresent(Int.self, forKey: .dpfpOrder) ?? d.dpfpOrder
         positionalEncoding = try c.decodeIfPresent(Bool.self, forKey: .positionalEncoding) ?? d.positionalEncoding
-        do {
-            normalization = try c.decodeIfPresent(String.self, forKey: .normalization).map { try FeatureNormalization(parsing: $0) }
-            phi = try c.decodeIfPresent(String.self, forKey: .phi).map { try FeatureMap(parsing: $0) }
-        } catch let FWError.invalidArgument(message) {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: message))
-        }
-    }
-
-    /// Encodes every field; `normalization` as its spelling, and only when set.
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(mixer, forKey: .mixer)
-        try c.encode(layers, forKey: .layers)
-        try c.encode(modelSize, forKey: .modelSize)
-        try c.encode(heads, forKey: .heads)
-        try c.encode(feedForwardSize, forKey: .feedForwardSize)
-        try c.encode(dropout, forKey: .dropout)
-        try c.encode(tiedEmbeddings, forKey: .tiedEmbeddings)
-        try c.encode(favorFeatures, forKey: .favorFeatures)
-        try c.encode(dpfpOrder, forKey: .dpfpOrder)
-        try c.encode(positionalEncoding, forKey: .positionalEncoding)
-        try c.encodeIfPresent(normalization?.description, forKey: .normalization)
-        try c.encodeIfPresent(phi?.description, forKey: .phi)
+        normalization = try c.decodeIfPresent(FeatureNormalization.self, forKey: .normalization)
+        phi = try c.decodeIfPresent(FeatureMap.self, forKey: .phi)
     }
 
     // MARK: derived sizes

@@ -14,7 +14,8 @@ public enum WriteStrength {
 
     /// `beta[i] = m * sigmoid(logits[i])` for `i < count` (in place allowed).
     public static func forward(beta: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, count: Int, scale m: Float) {
-        for i in 0..<count { beta[i] = m * ActivationFunction.logistic(logits[i]) }
+        VectorExp.logistic(out: beta, x: logits, count: count)
+        if m != 1 { for i in 0..<count { beta[i] *= m } }
     }
 
     /// `dlogits[i] = dbeta[i] * beta[i] (1 - beta[i] / m)` (overwritten), from the forward's `beta`.
