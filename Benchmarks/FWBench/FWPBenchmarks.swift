@@ -35,7 +35,7 @@ public enum FWPBenchmarks {
     public static func oneSequenceCases(T: Int = 65_536) -> [Case] {
         var cases: [Case] = []
         for rule in [FastWeightRule.delta, .sum] {
-            for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32)] {
+            for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32), .chunked(size: 64)] {
                 for backward in [false, true] {
                     cases.append(Case(rule: rule, algorithm: algorithm, backward: backward, B: 1, H: 1, T: T, d: 64))
                 }

@@ -103,6 +103,18 @@ public enum ThreadOwnership {
         return try body()
     }
 
+    /// Runs `body(team)` with every worker in one team (OpenBLAS
+    /// single-threaded inside each call, under the same lock): for one
+    /// sequence whose stages the workers split between them
+    /// (`WorkerTeam.parallel`), when there are fewer sequences than workers.
+    public static func withTeam<R>(_ body: (WorkerTeam) throws -> R) rethrows -> R {
+        claimBLASThreads()
+        lock.lock()
+        defer { BLASCore.setThreads(workers); lock.unlock() }
+        BLASCore.setThreads(1)
+        return try body(WorkerTeam(size: workers))
+    }
+
     /// Runs `body(w)` on `n` threads at once with single-threaded BLAS inside
     /// each (used to measure the aggregate sgemm peak of the sequence loop).
     public static func onWorkers(_ n: Int, _ body: (Int) -> Void) {
@@ -138,4 +150,40 @@ final class PThreadMutex: @unchecked Sendable {
     }
     func lock() { pthread_mutex_lock(m) }
     func unlock() { pthread_mutex_unlock(m) }
+}
+
+/// The workers splitting one sequence's stages between them
+/// (`ThreadOwnership.withTeam`): each stage is a `parallel` call over
+/// independent items (the chunks of a stage, or the value parts of the
+/// state pass), and returns when every item is done.
+public struct WorkerTeam: Sendable {
+    /// Worker threads in the team.
+    public let size: Int
+
+    /// A team of `size` threads (>= 1); `ThreadOwnership.withTeam` makes the
+    /// engine's own (tests may make others: the results do not depend on it).
+    public init(size: Int) {
+        precondition(size >= 1, "WorkerTeam: size \(size) < 1")
+        self.size = size
+    }
+
+    /// Runs `body(item, worker)` for every `item` in `0..<count` on
+    /// `min(size, count)` threads, statically strided (worker w takes items
+    /// w, w + n, ...); `worker` indexes per-thread scratch. `body` must only
+    /// write memory that belongs to its item or its worker.
+    public func parallel(_ count: Int, _ body: (_ item: Int, _ worker: Int) -> Void) {
+        if count <= 0 { return }
+        let n = min(size, count)
+        if n == 1 {
+            for i in 0..<count { body(i, 0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: n) { w in
+                var i = w
+                while i < count { box.value(i, w); i += n }
+            }
+        }
+    }
 }

@@ -58,11 +58,15 @@ extension FastWeightProgrammer {
         let partShape = SequenceShape(T: T, dphi: dphi, dv: w)
         let dyParts = ValueParts.split(dyInner, groups: BH, rows: T, width: dvi, parts: P)
         var dStateParts = ValueParts.split(dStates, groups: BH, rows: dphi, width: dvi, parts: P)
-        var dqParts = [Float].uninitialized(count: BH * P * T * dphi)
-        var dkParts = [Float].uninitialized(count: BH * P * T * dphi)
+        // The team form (Rules/TeamChunked.swift) sums the parts' dq', dk'
+        // and gate gradients itself: one block per sequence (Q = 1), else P.
+        let teamKernel = Self.teamKernel(rule: op.rule, algorithm: cache.algorithm, parts: P)
+        let Q = teamKernel == nil ? P : 1
+        var dqParts = [Float].uninitialized(count: BH * Q * T * dphi)
+        var dkParts = [Float].uninitialized(count: BH * Q * T * dphi)
         var dvParts = [Float].uninitialized(count: BH * T * dvi)
         let ruleGates = op.rule.gates
-        var dgateParts = [Float].uninitialized(count: ruleGates.count * BH * P * T)
+        var dgateParts = [Float].uninitialized(count: ruleGates.count * BH * Q * T)
         let savedCount = cache.savedCount
         cache.qf.withUnsafeBufferPointer { qp in
         cache.kf.withUnsafeBufferPointer { kp in
@@ -77,6 +81,24 @@ extension FastWeightProgrammer {
         dStateParts.withUnsafeMutableBufferPointer { dsp in
             let ins = UncheckedSendable((qp, kp, vp, bp, savedp, dyp))
             let outs = UncheckedSendable((dqp, dkp, dvp, dbp, dsp))
+            if let (teamKernel, chunk) = teamKernel {
+                ThreadOwnership.withTeam { team in
+                    for seq in 0..<BH {
+                        let s0 = seq * P
+                        teamKernel.teamBackward(
+                            team, chunk: chunk, parts: P,
+                            dq: dqp.baseAddress! + seq * T * dphi, dk: dkp.baseAddress! + seq * T * dphi,
+                            dv: dvp.baseAddress! + s0 * T * w,
+                            dgates: GateGradientPointers(sequence: seq, T: T, of: ruleGates, in: dbp),
+                            dstate: dsp.baseAddress! + s0 * dphi * w, dy: dyp.baseAddress! + s0 * T * w,
+                            q: qp.baseAddress! + seq * T * dphi, k: kp.baseAddress! + seq * T * dphi,
+                            v: vp.baseAddress! + s0 * T * w,
+                            gates: GatePointers(sequence: seq, T: T, of: ruleGates, in: bp),
+                            saved: savedp.baseAddress! + s0 * savedCount, shape: partShape)
+                    }
+                }
+                return
+            }
             ThreadOwnership.forEachSequence(BH * P) { s in
                 let (qp, kp, vp, bp, savedp, dyp) = ins.value
                 let (dqp, dkp, dvp, dbp, dsp) = outs.value
@@ -95,15 +117,15 @@ extension FastWeightProgrammer {
                     shape: partShape)
             }
         }}}}}}}}}}}
-        let dqf = ValueParts.sum(dqParts, groups: BH, block: T * dphi, parts: P)
-        let dkf = ValueParts.sum(dkParts, groups: BH, block: T * dphi, parts: P)
+        let dqf = ValueParts.sum(dqParts, groups: BH, block: T * dphi, parts: Q)
+        let dkf = ValueParts.sum(dkParts, groups: BH, block: T * dphi, parts: Q)
         let dvInner = ValueParts.merge(dvParts, groups: BH, rows: T, width: dvi, parts: P)
         dStates = ValueParts.merge(dStateParts, groups: BH, rows: dphi, width: dvi, parts: P)
-        // [gates, BH * P, T] -> [gates, BH, T]: per gate, the same sum over parts.
-        var dgateValues: [Float] = []
-        for i in 0..<ruleGates.count {
-            let one = Array(dgateParts[(i * BH * P * T)..<((i + 1) * BH * P * T)])
-            dgateValues += ValueParts.sum(one, groups: BH, block: T, parts: P)
+        // [gates, BH * Q, T] -> [gates, BH, T]: per gate, the same sum over parts.
+        var dgateValues: [Float] = Q == 1 ? dgateParts : []
+        for i in 0..<ruleGates.count where Q > 1 {
+            let one = Array(dgateParts[(i * BH * Q * T)..<((i + 1) * BH * Q * T)])
+            dgateValues += ValueParts.sum(one, groups: BH, block: T, parts: Q)
         }
 
         // 4. Through n and phi back to the raw q and k.

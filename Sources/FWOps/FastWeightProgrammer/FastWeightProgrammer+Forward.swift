@@ -84,6 +84,21 @@ extension FastWeightProgrammer {
         saved.withUnsafeMutableBufferPointer { savedp in
             let ptrs = UncheckedSendable((qp, kp, vp, bp, yp, sp, savedp))
             let kernel = rule.kernel, ruleGates = rule.gates
+            if let (teamKernel, chunk) = Self.teamKernel(rule: rule, algorithm: algorithm, parts: P) {
+                // The chunked form with the team on each sequence in turn (Rules/TeamChunked.swift).
+                ThreadOwnership.withTeam { team in
+                    for seq in 0..<BH {
+                        teamKernel.teamForward(
+                            team, chunk: chunk, parts: P,
+                            y: yp.baseAddress! + seq * P * T * w, state: sp.baseAddress! + seq * P * dphi * w,
+                            saved: savedCount > 0 ? savedp.baseAddress! + seq * P * savedCount : nil,
+                            q: qp.baseAddress! + seq * T * dphi, k: kp.baseAddress! + seq * T * dphi,
+                            v: vp.baseAddress! + seq * P * T * w,
+                            gates: GatePointers(sequence: seq, T: T, of: ruleGates, in: bp), shape: partShape)
+                    }
+                }
+                return
+            }
             ThreadOwnership.forEachSequence(BH * P) { s in
                 let (qp, kp, vp, bp, yp, sp, savedp) = ptrs.value
                 let seq = s / P   // the sequence whose q', k' and gates part s reads

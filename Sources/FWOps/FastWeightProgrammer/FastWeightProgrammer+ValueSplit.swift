@@ -12,7 +12,8 @@ import FWCore
 /// The backward adds the parts' dq', dk' and gate gradients (each part's
 /// are the sums over its own rows). The key side of the chunked form (the
 /// chunks' K K^T and WY solves) is computed once per part. Not with the
-/// denominator (its ones column belongs to every part).
+/// denominator (its ones column belongs to every part). The chunked rules
+/// share the key side between the parts instead (`teamKernel`).
 extension FastWeightProgrammer {
     /// Parts P > 1 to cut the value columns into, or 1: the smallest P with
     /// `sequences * P >= workers` that divides dv and leaves at least
@@ -28,6 +29,17 @@ extension FastWeightProgrammer {
 
     /// The narrowest value part worth a thread of its own.
     static let minimumSplitWidth = 8
+
+    /// The team form of the rule's chunked kernel and its chunk length, when
+    /// the value columns are split (`parts > 1`) and the algorithm is
+    /// chunked: then the chunks' key side runs once per sequence, shared by
+    /// the parts (Rules/TeamChunked.swift), instead of once per part.
+    static func teamKernel(rule: FastWeightRule, algorithm: FWPAlgorithm,
+                           parts: Int) -> (any TeamChunkedRuleKernel.Type, Int)? {
+        guard parts > 1, case let .chunked(chunk) = algorithm,
+              let kernel = rule.kernel as? any TeamChunkedRuleKernel.Type else { return nil }
+        return (kernel, chunk)
+    }
 }
 
 /// Moving `[groups, rows, width]` blocks to and from `[groups * P, rows, width / P]` parts.
@@ -50,8 +62,11 @@ enum ValueParts {
         var out = [Float].uninitialized(count: x.count)
         x.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
-                for g in 0..<groups {
-                    for p in 0..<P {
+                // One part per worker (memory-bound copies: both cores' bandwidth).
+                let ptrs = UncheckedSendable((xp, op))
+                ThreadOwnership.forEachSequence(P) { p in
+                    let (xp, op) = ptrs.value
+                    for g in 0..<groups {
                         for r in 0..<rows {
                             let part = ((g * P + p) * rows + r) * w, whole = (g * rows + r) * width + p * w
                             if toParts {

@@ -261,6 +261,15 @@ enum ChunkStages {
         // l = I + A: dA = strict-lower(-[dXk | dXv] [W | U]^T).
         BLAS.sgemm(.none, .transpose, m: c, n: c, k: ld, alpha: -1, a: dwu, lda: ld,
                    b: wu, ldb: ld, beta: 0, c: a, ldc: c)
+        gramAdjoint(a: a, dk: dk, dbeta: dbeta, dG: dG, gm: gm, k: k, beta: beta, c: c, dphi: dphi, decay: D)
+    }
+
+    /// The adjoint of `A = strict-lower(diag(beta) gm)`, `gm = K K^T o Gam`,
+    /// given dA in `a` `[c, c]` (overwritten): adds to dbeta, dK and dG.
+    static func gramAdjoint(a: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                            dbeta: UnsafeMutablePointer<Float>, dG: UnsafeMutablePointer<Float>?,
+                            gm: UnsafePointer<Float>, k: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                            c: Int, dphi: Int, decay D: Decay?) {
         // A = strict-lower(B gm): dbeta_i += sum_j dA_ij gm_ij; dgm = B dA;
         // gm = K K^T o Gam: dG += rowsum(dgm o gm) - colsum(dgm o gm);
         // d(K K^T) = dgm o Gam, symmetrised in place: dK += (D + D^T) K.
