@@ -37,4 +37,9 @@ public struct BenchRow: Codable, Sendable {
     public var blas_core: String
     /// Worker threads (sequences in parallel, single-threaded OpenBLAS inside).
     public var threads: Int
+    /// The same row's tokens/s on one worker thread (`FWP_THREADS=1`, the
+    /// one-sequence rows of a multi-thread run), else nil.
+    public var one_thread_tokens_per_s: Double? = nil
+    /// `tokens_per_s / one_thread_tokens_per_s`: what the other cores add.
+    public var gain_over_one_thread: Double? = nil
 }

@@ -2,13 +2,14 @@ import Foundation
 
 /// Renders benchmark rows as a fixed-width text table (stdout) or Markdown (README).
 public enum BenchTable {
-    static let headers = ["op", "algo", "pass", "B", "H", "T", "dk", "dv", "tokens/s", "GFLOP/s", "peak", "of peak", "of machine", "RSS MiB"]
+    static let headers = ["op", "algo", "pass", "B", "H", "T", "dk", "dv", "tokens/s", "GFLOP/s", "peak", "of peak", "of machine", "RSS MiB", "threads", "vs 1 thread"]
 
     static func cells(_ r: BenchRow) -> [String] {
         [r.op, r.algo + (r.chunk.map { "(\($0))" } ?? ""), r.pass, "\(r.B)", "\(r.H)", "\(r.T)", "\(r.dk)", "\(r.dv)",
          String(format: "%.0f", r.tokens_per_s), String(format: "%.1f", r.gflops),
          String(format: "%.1f", r.sgemm_peak_gflops), String(format: "%.0f%%", 100 * r.peak_fraction),
-         String(format: "%.0f%%", 100 * r.machine_peak_fraction), String(format: "%.0f", r.peak_rss_mib)]
+         String(format: "%.0f%%", 100 * r.machine_peak_fraction), String(format: "%.0f", r.peak_rss_mib),
+         "\(r.threads)", r.gain_over_one_thread.map { String(format: "%.2fx", $0) } ?? ""]
     }
 
     /// A fixed-width table for a terminal.

@@ -27,17 +27,20 @@ public enum FWPBenchmarks {
         return cases
     }
 
-    /// One long document (B = H = 1, T = 65,536, d = 64), the delta and sum
-    /// rules, recurrent and chunked (C = 32), forward and forward+backward:
-    /// fewer sequences than cores, where the op cuts the value columns into
-    /// parts that run on the cores (`FastWeightProgrammer+ValueSplit.swift`).
-    /// Compare a run under `FWP_THREADS=1` for the second core's gain.
+    /// One long document, B = H = 1, T = 65,536, at d = 64 and 128: the rows
+    /// where the op has fewer sequences than cores, so the cores share one
+    /// sequence: the recurrent form cuts its value columns into parts, the
+    /// chunked form runs as a team (`FastWeightProgrammer+ValueSplit.swift`,
+    /// `Rules/TeamChunked.swift`). `fwp bench` measures them once more on
+    /// one thread for the second core's gain.
     public static func oneSequenceCases(T: Int = 65_536) -> [Case] {
         var cases: [Case] = []
-        for rule in [FastWeightRule.delta, .sum] {
-            for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 32), .chunked(size: 64)] {
-                for backward in [false, true] {
-                    cases.append(Case(rule: rule, algorithm: algorithm, backward: backward, B: 1, H: 1, T: T, d: 64))
+        for d in [64, 128] {
+            for rule in [FastWeightRule.delta, .sum] {
+                for algorithm in [FWPAlgorithm.recurrent, .chunked(size: 64)] {
+                    for backward in [false, true] {
+                        cases.append(Case(rule: rule, algorithm: algorithm, backward: backward, B: 1, H: 1, T: T, d: d))
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMPI
+import Foundation
 import FWCore
 import FWModels
 
@@ -27,10 +28,24 @@ public final class MPIGroup: DataParallelGroup {
     }
 
     /// Initialises MPI (`MPI_Init`) and returns the world group.
+    ///
+    /// Without a launcher (a group of one), Open MPI's session directory goes
+    /// under a fresh private folder (`OMPI_MCA_orte_tmpdir_base`, unless the
+    /// caller set it): two such processes starting at once otherwise race to
+    /// create the same `/tmp/ompi.<host>.<uid>` and one fails in `MPI_Init`.
+    /// `finish()` and `abort(code:)` remove the folder.
     public static func start() throws -> MPIGroup {
         var initialised: Int32 = 0
         MPI_Initialized(&initialised)
         if initialised == 0 {
+            if !launchedByMPI && getenv("OMPI_MCA_orte_tmpdir_base") == nil {
+                let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+                var template = Array("\(base)/fwp-mpi-XXXXXX".utf8CString)
+                if let dir = mkdtemp(&template) {
+                    privateSessionBase = String(cString: dir)
+                    setenv("OMPI_MCA_orte_tmpdir_base", dir, 1)
+                }
+            }
             try check(MPI_Init(nil, nil), "MPI_Init")
         }
         guard let comm = fw_mpi_comm_world() else { throw FWError.invalidArgument("MPI_COMM_WORLD is null") }
@@ -47,9 +62,26 @@ public final class MPIGroup: DataParallelGroup {
         self.size = size
     }
 
+    /// The private session folder `start()` made, if any.
+    nonisolated(unsafe) private static var privateSessionBase: String?
+
+    /// Removes the private session folder and what Open MPI left in it (its
+    /// singleton daemon may still be removing its own files when
+    /// `MPI_Finalize` returns: a few tries, 5 ms apart).
+    private static func removePrivateSessionBase() {
+        guard let dir = privateSessionBase else { return }
+        privateSessionBase = nil
+        for _ in 0..<40 {
+            try? FileManager.default.removeItem(atPath: dir)
+            if access(dir, F_OK) != 0 { return }
+            usleep(5_000)
+        }
+    }
+
     /// `MPI_Finalize` (call once, after the last collective).
     public func finish() {
         MPI_Finalize()
+        Self.removePrivateSessionBase()
     }
 
     /// Ends every process of the run with `code` (`MPI_Abort`; a group of
@@ -57,6 +89,7 @@ public final class MPIGroup: DataParallelGroup {
     public func abort(code: Int32) -> Never {
         if size == 1 {
             MPI_Finalize()
+            Self.removePrivateSessionBase()
         } else {
             MPI_Abort(comm, code)
         }

@@ -15,7 +15,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Only d = 64 and the crossover rows (a quick look).") var quick = false
     @Flag(help: "Only the decode rows (generation at batch 1).") var decode = false
     @Flag(name: .customLong("lm-step"), help: "Only the LM training-step rows (one whole step per mixer).") var lmStep = false
-    @Flag(name: .customLong("one-sequence"), help: "Only the one-long-document rows (B = H = 1, T = 65,536, d = 64).")
+    @Flag(name: .customLong("one-sequence"), help: "Only the one-long-document rows (B = H = 1, T = 65,536, d = 64 and 128), and again on one thread.")
     var oneSequence = false
     @Option(help: "Only the fast weight programmer rows (d = 64) of these rules, e.g. delta,gated-delta.")
     var rules: String?
@@ -93,15 +93,10 @@ struct BenchCommand: ParsableCommand {
             return
         }
         if oneSequence {
-            let cases = FWPBenchmarks.oneSequenceCases()
-            for (i, c) in cases.enumerated() {
-                let row = try FWPBenchmarks.run(c, peak: peak(c.d))
-                log(String(format: "[%d/%d] one sequence %@ %@ %@ T=%d: %.0f tokens/s, %.1f GFLOP/s", i + 1, cases.count,
-                           row.op, row.algo, row.pass, row.T, row.tokens_per_s, row.gflops))
-                rows.append(row)
-            }
+            try measureOneSequence(into: &rows, peak: peak)
         } else if !decode && !lmStep {
             try measureOps(into: &rows, peak: peak, threads: threads)
+            if !quick { try measureOneSequence(into: &rows, peak: peak) }
         }
         if lmStep || (!decode && !quick && !oneSequence) {
             let stepCases = LanguageModelStepBenchmarks.standardCases().filter { stepMixers.contains($0.mixer) }
@@ -142,12 +137,50 @@ struct BenchCommand: ParsableCommand {
     /// The longest sequence `--T` may ask for.
     static let maxT = 1 << 20
 
+    /// The one-long-document rows (`FWPBenchmarks.oneSequenceCases`) on
+    /// every worker, then, with more than one, the same rows from this tool
+    /// run again under `FWP_THREADS=1` (appended, and their rates set as
+    /// `one_thread_tokens_per_s` / `gain_over_one_thread` of the others).
+    private func measureOneSequence(into rows: inout [BenchRow], peak: (Int) -> Double) throws {
+        let cases = FWPBenchmarks.oneSequenceCases()
+        var measured: [BenchRow] = []
+        for (i, c) in cases.enumerated() {
+            let row = try FWPBenchmarks.run(c, peak: peak(c.d))
+            log(String(format: "[%d/%d] one sequence %@ %@ %@ d=%d T=%d: %.0f tokens/s, %.1f GFLOP/s", i + 1, cases.count,
+                       row.op, row.algo, row.pass, row.dk, row.T, row.tokens_per_s, row.gflops))
+            measured.append(row)
+        }
+        guard ThreadOwnership.workers > 1 else {
+            rows += measured
+            return
+        }
+        log("fwp bench: the one-sequence rows again on one thread (fwp bench --one-sequence under FWP_THREADS=1)")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fwp-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let jsonPath = scratch + "/one-thread.json"
+        let outcome = try ChildProcess.run("/proc/self/exe", ["bench", "--one-sequence", "--json", jsonPath],
+                                           scratch: scratch, environment: ["FWP_THREADS": "1"])
+        guard outcome.status == 0, let data = FileManager.default.contents(atPath: jsonPath) else {
+            throw FWError.invalidArgument("fwp bench: the one-thread run failed: \(outcome.reason)")
+        }
+        let single = try JSONDecoder().decode([BenchRow].self, from: data)
+        for i in measured.indices {
+            let r = measured[i]
+            if let one = single.first(where: { $0.op == r.op && $0.algo == r.algo && $0.chunk == r.chunk && $0.pass == r.pass
+                                               && $0.dk == r.dk && $0.T == r.T }) {
+                measured[i].one_thread_tokens_per_s = one.tokens_per_s
+                measured[i].gain_over_one_thread = r.tokens_per_s / one.tokens_per_s
+            }
+        }
+        rows += measured + single
+    }
+
     /// The op, fast-weights RNN and attention-layer rows.
     private func measureOps(into rows: inout [BenchRow], peak: (Int) -> Double, threads: Int) throws {
         let dims = quick ? [64] : [64, 128]
         let cases = FWPBenchmarks.standardCases(dims: dims, T: T)
             + FWPBenchmarks.crossoverCases(dims: [4, 8, 16, 32], T: T) + FWPBenchmarks.shortSequenceCases()
-            + (quick ? [] : FWPBenchmarks.oneSequenceCases())
         for (i, c) in cases.enumerated() {
             let row = try FWPBenchmarks.run(c, peak: peak(c.d))
             log(String(format: "[%d/%d] %@ %@ %@ d=%d: %.0f tokens/s, %.1f GFLOP/s (%.0f%% of peak)",

@@ -40,9 +40,11 @@ enum ChildProcess {
     }
 
     /// Runs `executable arguments...` to completion; `scratch` is a folder
-    /// for the captured output. Throws `FWError.invalidArgument` only when
-    /// the child cannot be started.
-    static func run(_ executable: String, _ arguments: [String], scratch: String) throws -> Outcome {
+    /// for the captured output; `environment` entries are set on top of this
+    /// process's. Throws `FWError.invalidArgument` only when the child
+    /// cannot be started.
+    static func run(_ executable: String, _ arguments: [String], scratch: String,
+                    environment: [String: String] = [:]) throws -> Outcome {
         let tag = UUID().uuidString
         let outPath = "\(scratch)/.stdout-\(tag)", errPath = "\(scratch)/.stderr-\(tag)"
         defer {
@@ -57,6 +59,9 @@ enum ChildProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err

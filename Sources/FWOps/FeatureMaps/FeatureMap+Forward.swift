@@ -27,7 +27,8 @@ extension FeatureMap {
         let dphi = outputSize(inputSize: d)
         switch self {
         case .identity:
-            out.update(from: x, count: rows * d)
+            // phi = x: the normalisation below reads x itself (one pass, no copy).
+            break
 
         case .silu:
             VectorExp.silu(out: out, x: x, count: rows * d)
@@ -94,7 +95,7 @@ extension FeatureMap {
                 }
             }
         }
-        normalization.forward(out: out, u: out, rows: rows, size: dphi)
+        normalization.forward(out: out, u: self == .identity ? x : UnsafePointer(out), rows: rows, size: dphi)
     }
 
     /// `r[2d] = relu([x, -x])`.
