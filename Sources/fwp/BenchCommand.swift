@@ -44,7 +44,9 @@ struct BenchCommand: ParsableCommand {
         let threads = ThreadOwnership.workers
         log("fwp bench: \(BLASCoreFix.description), \(threads) worker threads (OpenBLAS single-threaded inside each)")
         if BLASCore.isOlderThanCPU {
-            log("fwp bench: warning: OpenBLAS kernels \(BLASCore.name) are older than this CPU (recommended \(BLASCore.recommendedCore))")
+            // fwp re-runs itself with the matching kernels unless the caller chose them (BLASCoreFix).
+            let chosen = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { ", OPENBLAS_CORETYPE=\($0) set by the caller" } ?? ""
+            log("fwp bench: warning: OpenBLAS kernels \(BLASCore.name) are older than this CPU (recommended \(BLASCore.recommendedCore)\(chosen))")
         }
         var peaks: [Int: Double] = [:]
         func peak(_ n: Int) -> Double {
