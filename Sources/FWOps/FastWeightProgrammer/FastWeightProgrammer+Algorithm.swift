@@ -36,9 +36,31 @@ extension FastWeightProgrammer {
     /// recurrent / best chunked at d = 16 forward 2.3M-3.5M / 1.4M-1.5M,
     /// forward+backward 632k-798k / 470k-590k; at d = 32 forward 1.07M-1.31M /
     /// 0.82M-0.99M, forward+backward 240k-293k / 255k-278k (a tie).
-    public static func automaticAlgorithm(rule: FastWeightRule, T: Int, dphi: Int, dv: Int) -> FWPAlgorithm {
-        rule.kernel.automaticAlgorithm(T: T, dphi: dphi, dv: dv)
+    ///
+    /// A forward that no backward follows (`backward: false`, inference)
+    /// runs recurrently up to `recurrentForwardMaxStateSize` states, for
+    /// every rule: there the fused step's forward beats the chunked one.
+    public static func automaticAlgorithm(rule: FastWeightRule, T: Int, dphi: Int, dv: Int,
+                                          backward: Bool = true) -> FWPAlgorithm {
+        if !backward && dphi * dv <= recurrentForwardMaxStateSize { return .recurrent }
+        return rule.kernel.automaticAlgorithm(T: T, dphi: dphi, dv: dv)
     }
+
+    /// The largest state run recurrently when no backward follows. In the
+    /// AVX2 build, 64 x 64 (2026-12-08, Zen 5 VM, calm, forward at d = 64,
+    /// recurrent / chunked(32) tokens/s: `fwp bench --rules delta,gated-delta
+    /// --dims 64` three rounds, delta 365k-519k / 259k-331k, gated delta
+    /// 340k-486k / 240k-241k; the make bench-peers run: sum 602k / 598k,
+    /// gated sum 627k / 470k; one sequence of 65,536 tokens: delta 3.55M /
+    /// 1.97M (chunked(64)), sum 4.08M / 2.95M; forward+backward at d = 64
+    /// was a tie, so training keeps `recurrentMaxStateSize`). At d = 128
+    /// chunked wins (delta 74k / 130k). The portable build keeps the
+    /// training threshold.
+    #if FWP_WIDE_SIMD
+    public static let recurrentForwardMaxStateSize = 64 * 64
+    #else
+    public static let recurrentForwardMaxStateSize = recurrentMaxStateSize
+    #endif
 
     /// The largest state (dphi x dv entries) that the rules choosing so run
     /// recurrently (see `automaticAlgorithm`). Built with 256-bit vectors

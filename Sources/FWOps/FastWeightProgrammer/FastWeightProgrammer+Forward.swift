@@ -27,7 +27,8 @@ extension FastWeightProgrammer {
     public func forward(q: Tensor, k: Tensor, v: Tensor, gates: FWPGates, omega: Tensor? = nil,
                         initialState: Tensor? = nil, saveForBackward: Bool = true) throws -> FWPResult {
         let dims = try checkInputs(q: q, k: k, v: v, gates: gates, omega: omega, initialState: initialState)
-        let algorithm = self.algorithm ?? Self.automaticAlgorithm(rule: rule, T: dims.T, dphi: dims.dphi, dv: dims.dv)
+        let algorithm = self.algorithm ?? Self.automaticAlgorithm(rule: rule, T: dims.T, dphi: dims.dphi, dv: dims.dv,
+                                                                  backward: saveForBackward)
         try MemoryBudget.check(dims.memoryEstimate(algorithm: algorithm),
                                "the fast weight programmer on q \(describeShape(q.shape)) (Dphi \(dims.dphi)), v \(describeShape(v.shape))")
         let (BH, T, dk, dv, dphi, dvi) = (dims.sequences, dims.T, dims.dk, dims.dv, dims.dphi, dims.dvInner)
