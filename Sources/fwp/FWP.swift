@@ -27,7 +27,7 @@ struct FWP: ParsableCommand {
         }
         ParentWatch.apply()
         BLASCoreFix.reexecIfNeeded()
-        MemoryPolicy.apply()
+        MemoryPolicy.keepFreedMemory()
         do {
             var command = try parseAsRoot(CommandLineWords.joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
