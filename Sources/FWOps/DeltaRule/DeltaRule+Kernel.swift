@@ -59,29 +59,5 @@ extension DeltaRule: FastWeightRuleKernel {
     }
 }
 
-/// The team form of the chunked DeltaRule (`Rules/TeamChunked.swift`).
-extension DeltaRule: TeamChunkedRuleKernel {
-    public static func teamForward(
-        _ team: WorkerTeam, chunk: Int, parts: Int,
-        y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, saved: UnsafeMutablePointer<Float>?,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        shape: SequenceShape
-    ) {
-        TeamChunked.forward(team, chunk: chunk, parts: parts, y: y, state: state, saved: saved,
-                            savedCount: savedCount(.chunked(size: chunk), shape), q: q, k: k, v: v,
-                            beta: gates.beta!, g: nil, shape: shape)
-    }
-
-    public static func teamBackward(
-        _ team: WorkerTeam, chunk: Int, parts: Int,
-        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-        dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
-        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
-        saved: UnsafePointer<Float>, shape: SequenceShape
-    ) {
-        TeamChunked.backward(team, chunk: chunk, parts: parts, dq: dq, dk: dk, dv: dv,
-                             dbeta: dgates.beta!, dg: nil, dstate: dstate, dy: dy, q: q, k: k, v: v,
-                             beta: gates.beta!, g: nil, saved: saved,
-                             savedCount: savedCount(.chunked(size: chunk), shape), shape: shape)
-    }
-}
+/// The team form of its chunked kernel (`Rules/TeamChunked.swift`).
+extension DeltaRule: TeamChunkedRuleKernel {}

@@ -28,6 +28,38 @@ public protocol TeamChunkedRuleKernel: FastWeightRuleKernel {
         saved: UnsafePointer<Float>, shape: SequenceShape)
 }
 
+/// The team form of the shared chunk stages (`TeamChunked`), for the four
+/// rules that use them: the rule's gates say which stages run (beta: the
+/// WY form of the delta rules; g: the decay factors of the gated ones).
+extension TeamChunkedRuleKernel {
+    public static func teamForward(
+        _ team: WorkerTeam, chunk: Int, parts: Int,
+        y: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>, saved: UnsafeMutablePointer<Float>?,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
+        shape: SequenceShape
+    ) {
+        TeamChunked.forward(team, chunk: chunk, parts: parts, y: y, state: state, saved: saved,
+                            savedCount: savedCount(.chunked(size: chunk), shape), q: q, k: k, v: v,
+                            beta: Self.gates.contains(.beta) ? gates.beta! : nil,
+                            g: Self.gates.contains(.g) ? gates.g! : nil, shape: shape)
+    }
+
+    public static func teamBackward(
+        _ team: WorkerTeam, chunk: Int, parts: Int,
+        dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        dgates: GateGradientPointers, dstate: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, gates: GatePointers,
+        saved: UnsafePointer<Float>, shape: SequenceShape
+    ) {
+        let beta = Self.gates.contains(.beta), g = Self.gates.contains(.g)
+        TeamChunked.backward(team, chunk: chunk, parts: parts, dq: dq, dk: dk, dv: dv,
+                             dbeta: beta ? dgates.beta! : nil, dg: g ? dgates.g! : nil,
+                             dstate: dstate, dy: dy, q: q, k: k, v: v,
+                             beta: beta ? gates.beta! : nil, g: g ? gates.g! : nil, saved: saved,
+                             savedCount: savedCount(.chunked(size: chunk), shape), shape: shape)
+    }
+}
+
 /// The team form of the chunked rules (sum, delta and their gated forms),
 /// segment by segment of `segmentChunks(team)` chunks, so its buffers stay
 /// small whatever T is:
