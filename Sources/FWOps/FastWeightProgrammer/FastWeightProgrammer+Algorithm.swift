@@ -54,12 +54,13 @@ extension FastWeightProgrammer {
     /// gated sum 627k / 470k; one sequence of 65,536 tokens: delta 3.55M /
     /// 1.97M (chunked(64)), sum 4.08M / 2.95M; forward+backward at d = 64
     /// was a tie, so training keeps `recurrentMaxStateSize`). At d = 128
-    /// chunked wins (delta 74k / 130k). The portable build keeps the
-    /// training threshold.
+    /// chunked wins (delta 74k / 130k). The portable build (0) makes the
+    /// training choice for every forward (its fused step was not measured
+    /// against chunked at these sizes).
     #if FWP_WIDE_SIMD
     public static let recurrentForwardMaxStateSize = 64 * 64
     #else
-    public static let recurrentForwardMaxStateSize = recurrentMaxStateSize
+    public static let recurrentForwardMaxStateSize = 0
     #endif
 
     /// The largest state (dphi x dv entries) that the rules choosing so run

@@ -59,17 +59,32 @@ public struct ShortConvolution: Sendable {
             if t >= 0 { return x[(b * T + t) * ldx + c] }
             return state.map { $0[(b * h + h + t) * C + c] } ?? 0
         }
-        for b in 0..<B {
-            for t in 0..<T {
-                let ur = u + (b * T + t) * C
-                for c in 0..<C {
-                    var acc: Float = 0
-                    for j in 0..<K { acc += w[c * K + j] * input(b, t - h + j, c) }
-                    ur[c] = acc
+        // w^T [K, C]: the rows below run over contiguous channels.
+        var wt = [Float].uninitialized(count: K * C)
+        for c in 0..<C { for j in 0..<K { wt[j * C + c] = w[c * K + j] } }
+        wt.withUnsafeBufferPointer { wtp in
+            let wt = wtp.baseAddress!
+            for b in 0..<B {
+                for t in 0..<T {
+                    let ur = u + (b * T + t) * C
+                    if t >= h {
+                        // Every input inside the sequence: u_t = sum_j w^T_j o x_{t-h+j}.
+                        ur.update(repeating: 0, count: C)
+                        for j in 0..<K {
+                            let xr = x + (b * T + t - h + j) * ldx, wj = wt + j * C
+                            for c in 0..<C { ur[c] += wj[c] * xr[c] }
+                        }
+                    } else {
+                        for c in 0..<C {
+                            var acc: Float = 0
+                            for j in 0..<K { acc += w[c * K + j] * input(b, t - h + j, c) }
+                            ur[c] = acc
+                        }
+                    }
                 }
-            }
-            for s in 0..<h {
-                for c in 0..<C { finalState[(b * h + s) * C + c] = input(b, T - h + s, c) }
+                for s in 0..<h {
+                    for c in 0..<C { finalState[(b * h + s) * C + c] = input(b, T - h + s, c) }
+                }
             }
         }
         FeatureMap.silu.forward(out: y, x: u, rows: B * T, d: C, omega: nil, normalization: .none)
@@ -99,23 +114,45 @@ public struct ShortConvolution: Sendable {
             FeatureMap.silu.backward(dx: dup.baseAddress!, dout: dy, x: u, out: u, rows: B * T, d: C,
                                      omega: nil, normalization: .none)
         }
-        for b in 0..<B {
-            for t in 0..<T {
-                let dur = (b * T + t) * C
-                for c in 0..<C {
-                    let g = du[dur + c]
-                    for j in 0..<K {
-                        dweight[c * K + j] += g * input(b, t - h + j, c)
-                        addInput(b, t - h + j, c, g * w[c * K + j])
+        // Rows with every input inside the sequence (t >= K-1) run over
+        // contiguous channels with w^T and dw^T [K, C]; the first K-1 rows
+        // of each sequence (reading the carried state) one entry at a time.
+        var wt = [Float].uninitialized(count: K * C)
+        for c in 0..<C { for j in 0..<K { wt[j * C + c] = w[c * K + j] } }
+        var dwt = [Float](repeating: 0, count: K * C)
+        wt.withUnsafeBufferPointer { wtp in
+        dwt.withUnsafeMutableBufferPointer { dwtp in
+        du.withUnsafeBufferPointer { dup in
+            let wt = wtp.baseAddress!, dwt = dwtp.baseAddress!, du = dup.baseAddress!
+            for b in 0..<B {
+                for t in 0..<T {
+                    let g = du + (b * T + t) * C
+                    if t >= h {
+                        for j in 0..<K {
+                            let row = (b * T + t - h + j) * ldx
+                            let xr = x + row, dxr = dx + row, wj = wt + j * C, dwj = dwt + j * C
+                            for c in 0..<C {
+                                dwj[c] += g[c] * xr[c]
+                                dxr[c] += g[c] * wj[c]
+                            }
+                        }
+                    } else {
+                        for c in 0..<C {
+                            for j in 0..<K {
+                                dwt[j * C + c] += g[c] * input(b, t - h + j, c)
+                                addInput(b, t - h + j, c, g[c] * w[c * K + j])
+                            }
+                        }
+                    }
+                }
+                if let df = dfinalState {
+                    for s in 0..<h {
+                        for c in 0..<C { addInput(b, T - h + s, c, df[(b * h + s) * C + c]) }
                     }
                 }
             }
-            if let df = dfinalState {
-                for s in 0..<h {
-                    for c in 0..<C { addInput(b, T - h + s, c, df[(b * h + s) * C + c]) }
-                }
-            }
-        }
+        }}}
+        for c in 0..<C { for j in 0..<K { dweight[c * K + j] += dwt[j * C + c] } }
     }
 }
 
