@@ -107,14 +107,7 @@ extension ChunkStages {
                        b: dstate(p), ldb: w, beta: p == 0 ? 0 : 1, c: dk, ldc: dphi)
         }
         if let D, let dG {
-            var total: Float = 0
-            for i in 0..<c {
-                let f = D.tail[i]
-                let wi = f * BLAS.sdot(count: dphi, x: dk + i * dphi, y: k + i * dphi)
-                dG[i] -= wi
-                total += wi
-                BLAS.scale(dk + i * dphi, count: dphi, by: f)
-            }
+            let total = writeDecayAdjoint(dk: dk, dG: dG, k: k, c: c, dphi: dphi, decay: D)
             var inner: Float = 0
             for p in 0..<P { inner += BLAS.sdot(count: dphi * w, x: dstate(p), y: state0(p)) }
             dG[c - 1] += total + D.total * inner

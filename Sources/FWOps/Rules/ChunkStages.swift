@@ -126,20 +126,29 @@ enum ChunkStages {
         BLAS.sgemm(.none, .transpose, m: c, n: dphi, k: dv, alpha: 1, a: x, lda: ldx,
                    b: dstate, ldb: dv, beta: 0, c: dk, ldc: dphi)
         guard let D, let dG else { return }
-        var total: Float = 0
-        for i in 0..<c {
-            let f = D.tail[i]
-            // d/dG_i of e^{Gc - G_i} k_i . (dP x_i) = -w_i, and +w_i for G_c.
-            let w = f * BLAS.sdot(count: dphi, x: dk + i * dphi, y: k + i * dphi)
-            dG[i] -= w
-            total += w
-            BLAS.scale(dk + i * dphi, count: dphi, by: f)
-            BLAS.scale(dx + i * lddx, count: dv, by: f)
-        }
+        for i in 0..<c { BLAS.scale(dx + i * lddx, count: dv, by: D.tail[i]) }
+        let total = writeDecayAdjoint(dk: dk, dG: dG, k: k, c: c, dphi: dphi, decay: D)
         // e^{Gc} P0: dG_c += e^{Gc} <dP, P0>; dL/dP0 gets e^{Gc} dP.
         let a = D.total
         dG[c - 1] += total + a * BLAS.sdot(count: dphi * dv, x: dstate, y: state0)
         BLAS.scale(dstate, count: dphi * dv, by: a)
+    }
+
+    /// The write's decay factors in its key gradient: with `dk` holding
+    /// X dP^T (undecayed), w_i = e^{Gc - G_i} k_i . dk_i is d/dG_c of the
+    /// write and -d/dG_i; subtracts w_i from dG_i, scales dk's rows by
+    /// e^{Gc - G_i} and returns sum_i w_i (for dG_c).
+    static func writeDecayAdjoint(dk: UnsafeMutablePointer<Float>, dG: UnsafeMutablePointer<Float>,
+                                  k: UnsafePointer<Float>, c: Int, dphi: Int, decay D: Decay) -> Float {
+        var total: Float = 0
+        for i in 0..<c {
+            let f = D.tail[i]
+            let w = f * BLAS.sdot(count: dphi, x: dk + i * dphi, y: k + i * dphi)
+            dG[i] -= w
+            total += w
+            BLAS.scale(dk + i * dphi, count: dphi, by: f)
+        }
+        return total
     }
 
     /// The adjoint of `outputs` (with `scores` recomputed in `p`, which it
