@@ -107,6 +107,8 @@ public enum ThreadOwnership {
     /// single-threaded inside each call, under the same lock): for one
     /// sequence whose stages the workers split between them
     /// (`WorkerTeam.parallel`), when there are fewer sequences than workers.
+    /// Like every entry here it takes the one lock, which is not recursive:
+    /// `body` must not call `forEachSequence`, `withTeam` or `withBLASThreads`.
     public static func withTeam<R>(_ body: (WorkerTeam) throws -> R) rethrows -> R {
         claimBLASThreads()
         lock.lock()
