@@ -33,11 +33,8 @@ final class TeamChunkedTests: XCTestCase {
                 let label = "\(rule) team \(teamSize) parts \(P)"
 
                 // The parts alone.
-                var y1 = [Float](repeating: 0, count: P * T * w), s1 = state0
-                var saved1 = [Float](repeating: 0, count: P * savedCount)
-                var dq1 = [Float](repeating: 0, count: T * dphi), dk1 = dq1
-                var dv1 = [Float](repeating: 0, count: P * T * w), ds1 = dstateT
-                var dbeta1 = [Float](repeating: 0, count: T), dg1 = dbeta1
+                let empty = Outputs(parts: P, T: T, dphi: dphi, w: w, savedCount: savedCount, state: state0, dstate: dstateT)
+                var (y1, s1, saved1, dq1, dk1, dv1, ds1, dbeta1, dg1) = empty.all
                 q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
                 beta.withUnsafeBufferPointer { beta in g.withUnsafeBufferPointer { g in dy.withUnsafeBufferPointer { dy in
                     let gates = GatePointers(beta: rule.needs(.beta) ? beta.baseAddress : nil, g: rule.needs(.g) ? g.baseAddress : nil)
@@ -68,11 +65,7 @@ final class TeamChunkedTests: XCTestCase {
                 }}}}}}
 
                 // The team.
-                var y2 = [Float](repeating: 0, count: P * T * w), s2 = state0
-                var saved2 = [Float](repeating: 0, count: P * savedCount)
-                var dq2 = [Float](repeating: 0, count: T * dphi), dk2 = dq2
-                var dv2 = [Float](repeating: 0, count: P * T * w), ds2 = dstateT
-                var dbeta2 = [Float](repeating: 0, count: T), dg2 = dbeta2
+                var (y2, s2, saved2, dq2, dk2, dv2, ds2, dbeta2, dg2) = empty.all
                 q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
                 beta.withUnsafeBufferPointer { beta in g.withUnsafeBufferPointer { g in dy.withUnsafeBufferPointer { dy in
                 y2.withUnsafeMutableBufferPointer { y in s2.withUnsafeMutableBufferPointer { s in
@@ -105,5 +98,17 @@ final class TeamChunkedTests: XCTestCase {
                 XCTAssertGreaterThan(dk2.map(abs).max()!, 0, "\(label): gradients are not all zero")
             }
         }
+    }
+}
+
+/// One run's outputs before it writes them: y, the state (in: S_0), saved,
+/// dq, dk, dv, dstate (in: dL/dS_T), dbeta, dg.
+private struct Outputs {
+    let all: ([Float], [Float], [Float], [Float], [Float], [Float], [Float], [Float], [Float])
+
+    init(parts P: Int, T: Int, dphi: Int, w: Int, savedCount: Int, state: [Float], dstate: [Float]) {
+        let values = [Float](repeating: 0, count: P * T * w), keys = [Float](repeating: 0, count: T * dphi)
+        let steps = [Float](repeating: 0, count: T)
+        all = (values, state, [Float](repeating: 0, count: P * savedCount), keys, keys, values, dstate, steps, steps)
     }
 }

@@ -122,8 +122,8 @@ extension FastWeightProgrammer {
         let dvInner = ValueParts.merge(dvParts, groups: BH, rows: T, width: dvi, parts: P)
         dStates = ValueParts.merge(dStateParts, groups: BH, rows: dphi, width: dvi, parts: P)
         // [gates, BH * Q, T] -> [gates, BH, T]: per gate, the same sum over parts.
-        var dgateValues: [Float] = Q == 1 ? dgateParts : []
-        for i in 0..<ruleGates.count where Q > 1 {
+        var dgateValues: [Float] = []
+        for i in 0..<ruleGates.count {
             let one = Array(dgateParts[(i * BH * Q * T)..<((i + 1) * BH * Q * T)])
             dgateValues += ValueParts.sum(one, groups: BH, block: T, parts: Q)
         }

@@ -10,10 +10,11 @@ import FWCore
 /// kernels on `BH * P` part-sequences in parallel: part p of sequence s
 /// reads s's q', k' and gates and its own columns of v, y and the state.
 /// The backward adds the parts' dq', dk' and gate gradients (each part's
-/// are the sums over its own rows). The key side of the chunked form (the
-/// chunks' K K^T and WY solves) is computed once per part. Not with the
-/// denominator (its ones column belongs to every part). The chunked rules
-/// share the key side between the parts instead (`teamKernel`).
+/// are the sums over its own rows). The recurrent form runs each part as a
+/// sequence of its own; the chunked form runs the parts as a team that
+/// computes the chunks' key side (scores, K K^T, the WY solve) once
+/// (`teamKernel`, Rules/TeamChunked.swift). Not with the denominator (its
+/// ones column belongs to every part).
 extension FastWeightProgrammer {
     /// Parts P > 1 to cut the value columns into, or 1: the smallest P with
     /// `sequences * P >= workers` that divides dv and leaves at least

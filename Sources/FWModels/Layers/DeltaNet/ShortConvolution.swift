@@ -60,8 +60,7 @@ public struct ShortConvolution: Sendable {
             return state.map { $0[(b * h + h + t) * C + c] } ?? 0
         }
         // w^T [K, C]: the rows below run over contiguous channels.
-        var wt = [Float].uninitialized(count: K * C)
-        for c in 0..<C { for j in 0..<K { wt[j * C + c] = w[c * K + j] } }
+        let wt = transposed(w, C: C, K: K)
         wt.withUnsafeBufferPointer { wtp in
             let wt = wtp.baseAddress!
             for b in 0..<B {
@@ -117,8 +116,7 @@ public struct ShortConvolution: Sendable {
         // Rows with every input inside the sequence (t >= K-1) run over
         // contiguous channels with w^T and dw^T [K, C]; the first K-1 rows
         // of each sequence (reading the carried state) one entry at a time.
-        var wt = [Float].uninitialized(count: K * C)
-        for c in 0..<C { for j in 0..<K { wt[j * C + c] = w[c * K + j] } }
+        let wt = transposed(w, C: C, K: K)
         var dwt = [Float](repeating: 0, count: K * C)
         wt.withUnsafeBufferPointer { wtp in
         dwt.withUnsafeMutableBufferPointer { dwtp in
@@ -157,6 +155,13 @@ public struct ShortConvolution: Sendable {
 }
 
 extension ShortConvolution {
+    /// w^T `[K, C]` of a weight `w [C, K]`.
+    static func transposed(_ w: UnsafePointer<Float>, C: Int, K: Int) -> [Float] {
+        var wt = [Float].uninitialized(count: K * C)
+        for c in 0..<C { for j in 0..<K { wt[j * C + c] = w[c * K + j] } }
+        return wt
+    }
+
     /// What the Tensor-level backward needs.
     public struct Cache: Sendable {
         let x: Tensor, initialState: Tensor?, u: [Float]
